@@ -1,0 +1,39 @@
+/*
+ * app.h - what every handler may reach: configuration, the store, process
+ * facts. Built once by `loci serve` and shared read-only by all threads.
+ */
+#ifndef LOCI_API_APP_H
+#define LOCI_API_APP_H
+
+#include "api/http.h"
+#include "core/config.h"
+#include "core/metrics.h"
+#include "store/db.h"
+
+#include <stdint.h>
+
+struct app {
+    const struct config *cfg;
+    struct db *db;
+    int64_t started_ms; /* wall clock at start */
+    int64_t started_mono_ns;
+    struct metric_series *m_rss; /* refreshed at each scrape */
+    struct metric_series *m_fds;
+};
+
+/* The production route table. */
+extern const struct http_route api_routes[];
+extern const size_t api_n_routes;
+
+/* Static files of the web UI from cfg->web_dir, with SPA fallback; the
+ * built-in "Loci is running" page when no UI is built. */
+int api_static_serve(struct http_req *req);
+
+/* Register process metrics (memory, fds, start time, build info). */
+void api_metrics_init(struct app *app);
+
+/* The embedded OpenAPI document. */
+extern const char loci_openapi_json[];
+extern const size_t loci_openapi_json_len;
+
+#endif

@@ -1,0 +1,879 @@
+/*
+ * http.c - the server core. The life of a request:
+ *
+ *   1st access call: set up struct http_req, match the route, take the
+ *      request id and trace context, refuse an oversized Content-Length with
+ *      413 at once (before reading any body).
+ *   body calls:      append to a buffer bounded by the route's limit; past
+ *      it, stop buffering and discard.
+ *   last call:       run the middleware (405/404, 413, 415, 400, 422),
+ *      the handler or the static fallback, then queue the response with the
+ *      common headers. Responding here and not on the first call keeps the
+ *      connection alive (MHD closes connections answered on the 1st call).
+ *   completed:       access log line, metrics, free everything.
+ */
+#include "api/http.h"
+
+#include "core/alloc.h"
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/ids.h"
+#include "core/metrics.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_PARAMS       8
+#define MAX_RESP_HEADERS 24
+/* After the limit, keep discarding at most this much before dropping the
+ * connection, so a client that ignores the 413 cannot stream forever. */
+#define DISCARD_SLACK (16u << 20)
+
+struct resp_header {
+    const char *name;
+    const char *value;
+};
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    struct http_server_opts opts;
+    const struct config *cfg;
+    atomic_int in_flight;
+    int port;
+    bool is_tls;
+    char *tls_cert_pem;
+    char *tls_key_pem;
+    struct metric_family *m_requests;
+    struct metric_family *m_duration;
+    struct metric_series *m_in_flight;
+};
+
+struct http_req {
+    struct http_server *srv;
+    struct MHD_Connection *conn;
+    struct arena arena;
+    unsigned method;
+    char *path;
+    const struct http_route *route;
+    unsigned allow; /* methods allowed on the path when the method did not match */
+    bool is_static; /* answered by the fallback */
+    const char *pnames[MAX_PARAMS];
+    const char *pvals[MAX_PARAMS];
+    int n_params;
+    long long body_limit;
+    struct buf body;
+    bool is_body_too_big;
+    size_t discarded;
+    json_t *json;
+    char request_id[130];
+    char trace_id[33];
+    char client_ip[INET6_ADDRSTRLEN];
+    struct log_ctx log;
+    int64_t t0;
+    int status; /* 0 until a reply is made */
+    struct MHD_Response *resp;
+    struct resp_header headers[MAX_RESP_HEADERS];
+    int n_headers;
+    size_t resp_bytes;
+    bool is_queued;
+};
+
+/* ------------------------------------------------------------------ */
+/* small parsers                                                        */
+
+static const struct {
+    const char *name;
+    unsigned bit;
+} methods[] = {{"GET", HTTP_GET},        {"HEAD", HTTP_HEAD},   {"POST", HTTP_POST},
+               {"PUT", HTTP_PUT},        {"PATCH", HTTP_PATCH}, {"DELETE", HTTP_DELETE},
+               {"OPTIONS", HTTP_OPTIONS}};
+
+static unsigned method_bit(const char *m)
+{
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+        if (strcmp(methods[i].name, m) == 0)
+            return methods[i].bit;
+    }
+    return 0;
+}
+
+const char *http_method_name(unsigned method)
+{
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+        if (methods[i].bit == method)
+            return methods[i].name;
+    }
+    return "OTHER";
+}
+
+static bool is_hex(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return false;
+    }
+    return true;
+}
+
+static bool all_zero(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '0')
+            return false;
+    }
+    return true;
+}
+
+bool http_parse_traceparent(const char *v, char out_trace_id[33])
+{
+    /* version(2)-trace-id(32)-parent-id(16)-flags(2) */
+    if (!v || strlen(v) < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-')
+        return false;
+    if (!is_hex(v, 2) || strncmp(v, "ff", 2) == 0 || !is_hex(v + 3, 32) || !is_hex(v + 36, 16) ||
+        !is_hex(v + 53, 2))
+        return false;
+    if (all_zero(v + 3, 32) || all_zero(v + 36, 16))
+        return false;
+    if (strncmp(v, "00", 2) == 0 && v[55] != '\0')
+        return false;
+    memcpy(out_trace_id, v + 3, 32);
+    out_trace_id[32] = '\0';
+    return true;
+}
+
+bool http_request_id_ok(const char *v)
+{
+    size_t n = v ? strlen(v) : 0;
+    if (n == 0 || n > 128)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = v[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == ':' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+bool http_path_match(const char *pattern, const char *path, struct arena *a, const char **names,
+                     const char **values, int *n_params, int max_params)
+{
+    int np = 0;
+    const char *p = pattern, *s = path;
+    while (*p && *s) {
+        if (*p != '/' || *s != '/')
+            return false;
+        p++;
+        s++;
+        const char *pe = strchr(p, '/');
+        const char *se = strchr(s, '/');
+        size_t pn = pe ? (size_t)(pe - p) : strlen(p);
+        size_t sn = se ? (size_t)(se - s) : strlen(s);
+        if (pn > 0 && p[0] == ':') {
+            if (sn == 0 || np >= max_params)
+                return false;
+            if (a) {
+                names[np] = arena_strndup(a, p + 1, pn - 1);
+                values[np] = arena_strndup(a, s, sn);
+            }
+            np++;
+        } else if (pn != sn || memcmp(p, s, pn) != 0) {
+            return false;
+        }
+        p += pn;
+        s += sn;
+    }
+    if (*p || *s)
+        return false;
+    if (n_params)
+        *n_params = np;
+    return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* accessors                                                            */
+
+void *http_app(struct http_req *req)
+{
+    return req->srv->opts.app;
+}
+
+const struct config *http_config(struct http_req *req)
+{
+    return req->srv->cfg;
+}
+
+struct arena *http_arena(struct http_req *req)
+{
+    return &req->arena;
+}
+
+const struct log_ctx *http_log(struct http_req *req)
+{
+    return &req->log;
+}
+
+unsigned http_method(struct http_req *req)
+{
+    return req->method;
+}
+
+const char *http_path(struct http_req *req)
+{
+    return req->path;
+}
+
+const char *http_route_pattern(struct http_req *req)
+{
+    return req->route ? req->route->path : "";
+}
+
+const char *http_param(struct http_req *req, const char *name)
+{
+    for (int i = 0; i < req->n_params; i++) {
+        if (strcmp(req->pnames[i], name) == 0)
+            return req->pvals[i];
+    }
+    return NULL;
+}
+
+const char *http_query(struct http_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *http_header(struct http_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+json_t *http_json(struct http_req *req)
+{
+    return req->json;
+}
+
+const char *http_body(struct http_req *req, size_t *out_len)
+{
+    if (out_len)
+        *out_len = req->body.len;
+    return buf_cstr(&req->body);
+}
+
+const char *http_request_id(struct http_req *req)
+{
+    return req->request_id;
+}
+
+const char *http_client_ip(struct http_req *req)
+{
+    return req->client_ip;
+}
+
+bool http_is_tls(struct http_req *req)
+{
+    return req->srv->is_tls;
+}
+
+bool http_has_reply(struct http_req *req)
+{
+    return req->resp != NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* replies                                                              */
+
+void http_set_header(struct http_req *req, const char *name, const char *value)
+{
+    if (req->n_headers >= MAX_RESP_HEADERS)
+        BUG("too many response headers");
+    req->headers[req->n_headers].name = arena_strdup(&req->arena, name);
+    req->headers[req->n_headers].value = arena_strdup(&req->arena, value);
+    req->n_headers++;
+}
+
+static void set_reply(struct http_req *req, int status, struct MHD_Response *resp, size_t n)
+{
+    if (req->resp) {
+        /* A second reply is a programming error; keep the first. */
+        log_error(&req->log, "handler replied twice");
+        MHD_destroy_response(resp);
+        return;
+    }
+    req->status = status;
+    req->resp = resp;
+    req->resp_bytes = n;
+}
+
+static void free_cb(void *p)
+{
+    xfree(p);
+}
+
+static int reply_owned(struct http_req *req, int status, const char *ctype, char *data, size_t n)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(n, data, free_cb);
+    if (!r) {
+        xfree(data);
+        return LOCI_ENOMEM;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    set_reply(req, status, r, n);
+    return LOCI_OK;
+}
+
+int http_reply_json(struct http_req *req, int status, json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(10));
+    json_decref(body);
+    if (!text)
+        return LOCI_ENOMEM;
+    size_t n = strlen(text);
+    /* jansson allocated with malloc; hand over a copy from our allocator so
+     * that every free goes through one policy. */
+    char *copy = xmalloc(n + 2);
+    memcpy(copy, text, n);
+    copy[n] = '\n';
+    copy[n + 1] = '\0';
+    free_cb(text);
+    return reply_owned(req, status, "application/json", copy, n + 1);
+}
+
+int http_reply_error_status(struct http_req *req, int status, const char *code, const char *field,
+                            const char *message)
+{
+    json_t *err = json_object();
+    json_object_set_new(err, "code", json_string(code));
+    json_object_set_new(err, "message", json_string(message));
+    if (field)
+        json_object_set_new(err, "field", json_string(field));
+    json_object_set_new(err, "request_id", json_string(req->request_id));
+    json_t *root = json_object();
+    json_object_set_new(root, "error", err);
+    return http_reply_json(req, status, root);
+}
+
+int http_reply_error(struct http_req *req, int err, const char *field, const char *fmt, ...)
+{
+    char msg[512];
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+    } else {
+        snprintf(msg, sizeof(msg), "%s", loci_err_message(err));
+    }
+    return http_reply_error_status(req, loci_err_http_status(err), loci_err_code(err), field, msg);
+}
+
+int http_reply_bytes(struct http_req *req, int status, const char *content_type, const void *data,
+                     size_t n, bool is_copy)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        n, (void *)data, is_copy ? MHD_RESPMEM_MUST_COPY : MHD_RESPMEM_PERSISTENT);
+    if (!r)
+        return LOCI_ENOMEM;
+    if (content_type)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    set_reply(req, status, r, n);
+    return LOCI_OK;
+}
+
+int http_reply_fd(struct http_req *req, int status, const char *content_type, int fd, uint64_t size)
+{
+    struct MHD_Response *r = MHD_create_response_from_fd64(size, fd);
+    if (!r) {
+        close(fd);
+        return LOCI_ENOMEM;
+    }
+    if (content_type)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    set_reply(req, status, r, (size_t)size);
+    return LOCI_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* middleware                                                           */
+
+static void allow_header(unsigned mask, char *out, size_t n)
+{
+    if (mask & HTTP_GET)
+        mask |= HTTP_HEAD;
+    mask |= HTTP_OPTIONS;
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+        if (mask & methods[i].bit) {
+            int w = snprintf(out + o, n - o, "%s%s", o ? ", " : "", methods[i].name);
+            if (w < 0 || (size_t)w >= n - o)
+                break;
+            o += (size_t)w;
+        }
+    }
+}
+
+static void match_route(struct http_req *req)
+{
+    const struct http_server_opts *o = &req->srv->opts;
+    unsigned want = req->method == HTTP_HEAD ? HTTP_GET : req->method;
+    for (size_t i = 0; i < o->n_routes; i++) {
+        const struct http_route *r = &o->routes[i];
+        if (!http_path_match(r->path, req->path, NULL, NULL, NULL, NULL, MAX_PARAMS))
+            continue;
+        if (r->method == want && !req->route) {
+            req->route = r;
+            http_path_match(r->path, req->path, &req->arena, req->pnames, req->pvals,
+                            &req->n_params, MAX_PARAMS);
+        }
+        req->allow |= r->method;
+    }
+}
+
+static bool is_json_type(const char *ct)
+{
+    if (!ct)
+        return false;
+    while (*ct == ' ')
+        ct++;
+    size_t n = strcspn(ct, "; ");
+    if (n == 16 && strncasecmp(ct, "application/json", 16) == 0)
+        return true;
+    /* application/<something>+json */
+    return n > 17 && strncasecmp(ct, "application/", 12) == 0 &&
+           strncasecmp(ct + n - 5, "+json", 5) == 0;
+}
+
+static void add_cors(struct http_req *req, struct MHD_Response *r, bool is_preflight)
+{
+    const char *origin = http_header(req, "Origin");
+    if (!origin || !config_cors_allowed(req->srv->cfg, origin, strlen(origin)))
+        return;
+    MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
+    MHD_add_response_header(r, "Access-Control-Allow-Credentials", "true");
+    if (is_preflight) {
+        char allow[96];
+        allow_header(req->allow, allow, sizeof(allow));
+        MHD_add_response_header(r, "Access-Control-Allow-Methods", allow);
+        MHD_add_response_header(r, "Access-Control-Allow-Headers",
+                                "Authorization, Content-Type, X-Request-Id, traceparent");
+        MHD_add_response_header(r, "Access-Control-Max-Age", "600");
+    } else {
+        MHD_add_response_header(r, "Access-Control-Expose-Headers",
+                                "X-Request-Id, Retry-After, RateLimit, RateLimit-Policy");
+    }
+}
+
+static void add_common_headers(struct http_req *req, struct MHD_Response *r, bool is_preflight)
+{
+    MHD_add_response_header(r, "X-Request-Id", req->request_id);
+    MHD_add_response_header(r, "Content-Security-Policy",
+                            "default-src 'self'; base-uri 'none'; frame-ancestors 'none'; "
+                            "form-action 'self'; object-src 'none'");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "X-Frame-Options", "DENY");
+    MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(r, "Permissions-Policy",
+                            "camera=(), microphone=(), geolocation=(), payment=(), usb=()");
+    MHD_add_response_header(r, "Cross-Origin-Opener-Policy", "same-origin");
+    if (req->srv->is_tls)
+        MHD_add_response_header(r, "Strict-Transport-Security",
+                                "max-age=31536000; includeSubDomains");
+    MHD_add_response_header(r, "Vary", "Origin");
+    bool has_cache = false;
+    for (int i = 0; i < req->n_headers; i++) {
+        MHD_add_response_header(r, req->headers[i].name, req->headers[i].value);
+        if (strcasecmp(req->headers[i].name, "Cache-Control") == 0)
+            has_cache = true;
+    }
+    if (!has_cache && !req->is_static)
+        MHD_add_response_header(r, "Cache-Control", "no-store");
+    add_cors(req, r, is_preflight);
+}
+
+static void preflight(struct http_req *req)
+{
+    char allow[96];
+    allow_header(req->allow, allow, sizeof(allow));
+    http_set_header(req, "Allow", allow);
+    http_reply_bytes(req, 204, NULL, "", 0, false);
+}
+
+static int parse_json_body(struct http_req *req)
+{
+    const struct http_route *r = req->route;
+    if (!is_json_type(http_header(req, "Content-Type")))
+        return http_reply_error(req, LOCI_EMEDIATYPE, NULL,
+                                "the body must be JSON: send Content-Type: application/json");
+    struct json_error je;
+    if (json_parse_limited(req->body.p ? req->body.p : "", req->body.len,
+                           req->srv->cfg->max_json_depth, &req->json, &je)) {
+        json_t *err = json_object();
+        json_object_set_new(err, "code", json_string("invalid_json"));
+        json_object_set_new(err, "message",
+                            json_sprintf("malformed JSON at line %d, column %d: %s", je.line,
+                                         je.column, je.message));
+        json_object_set_new(err, "position", json_integer((json_int_t)je.position));
+        json_object_set_new(err, "line", json_integer(je.line));
+        json_object_set_new(err, "column", json_integer(je.column));
+        json_object_set_new(err, "request_id", json_string(req->request_id));
+        json_t *root = json_object();
+        json_object_set_new(root, "error", err);
+        return http_reply_json(req, 400, root);
+    }
+    if (r->schema) {
+        const char *field = NULL;
+        char msg[256];
+        if (json_validate(req->json, r->schema, &field, msg, sizeof(msg)))
+            return http_reply_error(req, LOCI_EUNPROCESSABLE, field, "%s", msg);
+    }
+    return LOCI_OK;
+}
+
+static void dispatch(struct http_req *req)
+{
+    const struct http_server_opts *o = &req->srv->opts;
+    if (req->method == HTTP_OPTIONS && (req->allow || req->route)) {
+        preflight(req);
+        return;
+    }
+    if (!req->route) {
+        if (req->allow) {
+            char allow[96];
+            allow_header(req->allow, allow, sizeof(allow));
+            http_set_header(req, "Allow", allow);
+            http_reply_error(req, LOCI_EMETHOD, NULL, "method %s is not allowed here; allowed: %s",
+                             http_method_name(req->method), allow);
+            return;
+        }
+        if ((req->method == HTTP_GET || req->method == HTTP_HEAD) && o->fallback &&
+            strncmp(req->path, "/api/", 5) != 0) {
+            req->is_static = true;
+            int rc = o->fallback(req);
+            if (rc == LOCI_OK && req->resp)
+                return;
+            req->is_static = false;
+            if (rc != LOCI_ENOTFOUND && !req->resp) {
+                http_reply_error(req, rc, NULL, NULL);
+                return;
+            }
+            if (req->resp)
+                return;
+        }
+        http_reply_error(req, LOCI_ENOTFOUND, NULL, "no route for %s %s",
+                         http_method_name(req->method), req->path);
+        return;
+    }
+    if (req->is_body_too_big) {
+        http_reply_error(req, LOCI_ETOOBIG, NULL, "the request body is larger than %lld bytes",
+                         req->body_limit);
+        return;
+    }
+    if ((req->route->flags & HTTP_R_JSON_BODY) && parse_json_body(req) != LOCI_OK)
+        return;
+    if (req->resp)
+        return;
+    int rc = req->route->handler(req);
+    if (!req->resp) {
+        if (rc == LOCI_OK) {
+            log_error(&req->log, "handler returned without a reply");
+            rc = LOCI_EINTERNAL;
+        }
+        http_reply_error(req, rc, NULL, NULL);
+    }
+}
+
+static enum MHD_Result queue(struct http_req *req)
+{
+    add_common_headers(req, req->resp, req->method == HTTP_OPTIONS && req->status == 204);
+    enum MHD_Result r = MHD_queue_response(req->conn, (unsigned)req->status, req->resp);
+    req->is_queued = true;
+    return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* MHD callbacks                                                        */
+
+static void take_request_id(struct http_req *req)
+{
+    const char *rid = http_header(req, "X-Request-Id");
+    if (rid && http_request_id_ok(rid))
+        snprintf(req->request_id, sizeof(req->request_id), "%s", rid);
+    else
+        ids_uuid7(req->request_id);
+    req->log.request_id = req->request_id;
+    const char *tp = http_header(req, "traceparent");
+    if (tp && http_parse_traceparent(tp, req->trace_id))
+        req->log.trace_id = req->trace_id;
+}
+
+static void take_client_ip(struct http_req *req)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    req->client_ip[0] = '\0';
+    if (!ci || !ci->client_addr)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
+                  req->client_ip, sizeof(req->client_ip));
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+                  req->client_ip, sizeof(req->client_ip));
+}
+
+static struct http_req *req_new(struct http_server *srv, struct MHD_Connection *conn,
+                                const char *url, const char *method)
+{
+    struct http_req *req = xcalloc(1, sizeof(*req));
+    req->srv = srv;
+    req->conn = conn;
+    req->t0 = clock_mono_ns();
+    arena_init(&req->arena, 4096);
+    req->method = method_bit(method);
+    req->path = arena_strdup(&req->arena, url);
+    take_request_id(req);
+    take_client_ip(req);
+    match_route(req);
+    req->log.route = req->route ? req->route->path : NULL;
+    req->body_limit =
+        req->route && req->route->body_limit ? req->route->body_limit : srv->cfg->max_body_bytes;
+    buf_init(&req->body, (size_t)req->body_limit);
+    atomic_fetch_add(&srv->in_flight, 1);
+    metrics_add(srv->m_in_flight, 1);
+    return req;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls)
+{
+    (void)version;
+    struct http_server *srv = cls;
+    struct http_req *req = *con_cls;
+    if (!req) {
+        req = req_new(srv, conn, url, method);
+        *con_cls = req;
+        const char *cl = http_header(req, "Content-Length");
+        long long len = 0;
+        if (cl && parse_int64(cl, 0, (long long)1 << 62, &len) == LOCI_OK &&
+            len > req->body_limit) {
+            /* Refuse before reading the body; MHD closes the connection. */
+            http_reply_error(req, LOCI_ETOOBIG, NULL, "the request body is larger than %lld bytes",
+                             req->body_limit);
+            return queue(req);
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (req->resp)
+            return MHD_YES; /* already answered (early 413); ignore the rest */
+        if (!req->is_body_too_big && buf_append(&req->body, upload_data, n) == LOCI_OK)
+            return MHD_YES;
+        req->is_body_too_big = true;
+        req->discarded += n;
+        buf_release(&req->body);
+        return req->discarded > DISCARD_SLACK ? MHD_NO : MHD_YES;
+    }
+    if (req->is_queued)
+        return MHD_YES;
+    dispatch(req);
+    return queue(req);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)conn;
+    struct http_server *srv = cls;
+    struct http_req *req = *con_cls;
+    if (!req)
+        return;
+    *con_cls = NULL;
+    double secs = (double)(clock_mono_ns() - req->t0) / 1e9;
+    const char *route = req->route ? req->route->path : req->is_static ? "static" : "unmatched";
+    if (req->status) {
+        char status[8];
+        snprintf(status, sizeof(status), "%d", req->status);
+        const char *labels[] = {http_method_name(req->method), route, status};
+        metrics_add(metrics_series(srv->m_requests, labels), 1);
+        const char *dl[] = {route};
+        metrics_observe(metrics_series(srv->m_duration, dl), secs);
+    }
+    bool quiet = req->route && (req->route->flags & HTTP_R_NO_LOG);
+    if (!quiet || req->status >= 500) {
+        struct log_field f[] = {
+            LF_STR("method", http_method_name(req->method)),
+            LF_STR("path", req->path),
+            LF_INT("status", req->status),
+            LF_DBL("duration_ms", secs * 1000.0),
+            LF_INT("bytes", (int64_t)req->resp_bytes),
+            LF_STR("ip", req->client_ip),
+            LF_BOOL("completed", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK),
+        };
+        struct log_ctx ctx = req->log;
+        ctx.route = route;
+        log_line(&ctx, req->status >= 500 || req->status == 0 ? LOG_WARN : LOG_INFO, "request", f,
+                 (int)(sizeof(f) / sizeof(f[0])));
+    }
+    if (req->resp)
+        MHD_destroy_response(req->resp);
+    json_decref(req->json);
+    buf_release(&req->body);
+    arena_release(&req->arena);
+    metrics_add(srv->m_in_flight, -1);
+    atomic_fetch_sub(&srv->in_flight, 1);
+    xfree(req);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        msg[--n] = '\0';
+    log_line(NULL, LOG_WARN, msg, (struct log_field[]){LF_STR("component", "http")}, 1);
+}
+
+/* ------------------------------------------------------------------ */
+/* start / stop                                                         */
+
+static char *read_file(const char *path, char *err, size_t err_n)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, err_n, "cannot open '%s': %s", path, strerror(errno));
+        return NULL;
+    }
+    struct buf b;
+    buf_init(&b, 1 << 20);
+    char chunk[4096];
+    ssize_t n;
+    while ((n = read(fd, chunk, sizeof(chunk))) > 0) {
+        if (buf_append(&b, chunk, (size_t)n)) {
+            snprintf(err, err_n, "'%s' is larger than 1 MiB", path);
+            close(fd);
+            buf_release(&b);
+            return NULL;
+        }
+    }
+    close(fd);
+    return buf_detach(&b, NULL);
+}
+
+int http_server_start(const struct http_server_opts *opts, struct http_server **out, char *err,
+                      size_t err_n)
+{
+    *out = NULL;
+    const struct config *cfg = opts->cfg;
+    struct http_server *srv = xcalloc(1, sizeof(*srv));
+    srv->opts = *opts;
+    srv->cfg = cfg;
+    atomic_init(&srv->in_flight, 0);
+    srv->m_requests =
+        metrics_counter("http_requests_total", "HTTP requests answered", "method,route,status");
+    srv->m_duration =
+        metrics_histogram("http_request_duration_seconds", "Time from request start to completion",
+                          "route", metrics_latency_buckets, metrics_n_latency_buckets);
+    srv->m_in_flight = metrics_series(
+        metrics_gauge("http_requests_in_flight", "HTTP requests being handled now", NULL), NULL);
+
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, cfg->listen, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)cfg->port);
+    } else if (inet_pton(AF_INET6, cfg->listen, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)cfg->port);
+        flags |= MHD_USE_IPv6;
+    } else {
+        snprintf(err, err_n, "invalid listen address '%s'", cfg->listen);
+        xfree(srv);
+        return LOCI_EINVAL;
+    }
+    if (cfg->tls_cert[0]) {
+        srv->tls_cert_pem = read_file(cfg->tls_cert, err, err_n);
+        srv->tls_key_pem = srv->tls_cert_pem ? read_file(cfg->tls_key, err, err_n) : NULL;
+        if (!srv->tls_key_pem) {
+            xfree(srv->tls_cert_pem);
+            xfree(srv);
+            return LOCI_EINVAL;
+        }
+        flags |= MHD_USE_TLS;
+        srv->is_tls = true;
+    }
+    struct MHD_OptionItem tls_opts[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls_cert_pem},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key_pem},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    struct MHD_OptionItem no_opts[] = {{MHD_OPTION_END, 0, NULL}};
+    srv->daemon = MHD_start_daemon(
+        flags, (uint16_t)cfg->port, NULL, NULL, on_access, srv, MHD_OPTION_EXTERNAL_LOGGER,
+        on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)cfg->http_threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_s,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_ARRAY, srv->is_tls ? tls_opts : no_opts,
+        MHD_OPTION_END);
+    if (!srv->daemon) {
+        snprintf(err, err_n, "cannot listen on %s port %d (in use, or not permitted%s)",
+                 cfg->listen, cfg->port, srv->is_tls ? ", or bad TLS certificate/key" : "");
+        xfree(srv->tls_cert_pem);
+        xfree(srv->tls_key_pem);
+        xfree(srv);
+        return LOCI_EUNAVAILABLE;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    srv->port = di ? di->port : cfg->port;
+    *out = srv;
+    return LOCI_OK;
+}
+
+int http_server_port(const struct http_server *srv)
+{
+    return srv->port;
+}
+
+int http_server_in_flight(const struct http_server *srv)
+{
+    return atomic_load((atomic_int *)&srv->in_flight);
+}
+
+int http_server_stop(struct http_server *srv, int timeout_ms)
+{
+    if (!srv)
+        return 0;
+    MHD_socket lfd = MHD_quiesce_daemon(srv->daemon);
+    if (lfd != MHD_INVALID_SOCKET)
+        close(lfd);
+    int64_t deadline = clock_mono_ns() + (int64_t)timeout_ms * 1000000LL;
+    while (atomic_load(&srv->in_flight) > 0 && clock_mono_ns() < deadline)
+        clock_sleep_ms(10);
+    int left = atomic_load(&srv->in_flight);
+    MHD_stop_daemon(srv->daemon);
+    xfree(srv->tls_cert_pem);
+    xfree(srv->tls_key_pem);
+    xfree(srv);
+    return left;
+}

@@ -1,0 +1,137 @@
+/*
+ * http.h - Loci's HTTP core on libmicrohttpd: a declarative route table,
+ * request/response helpers, and the middleware every request passes through
+ * (request id, trace context, body limits, JSON parsing and validation,
+ * security headers, CORS, access log, metrics, graceful shutdown).
+ *
+ * Not for: business rules (domain modules) or SQL (store). Handlers parse,
+ * authorise, call the domain and reply.
+ *
+ * Threads: the server runs a pool of MHD threads; a handler runs on one of
+ * them and owns its struct http_req for the duration of the call. Handlers
+ * must not block on the network.
+ */
+#ifndef LOCI_API_HTTP_H
+#define LOCI_API_HTTP_H
+
+#include "core/arena.h"
+#include "core/config.h"
+#include "core/json.h"
+#include "core/log.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct http_req;
+struct http_server;
+
+enum http_method {
+    HTTP_GET = 1 << 0,
+    HTTP_HEAD = 1 << 1,
+    HTTP_POST = 1 << 2,
+    HTTP_PUT = 1 << 3,
+    HTTP_PATCH = 1 << 4,
+    HTTP_DELETE = 1 << 5,
+    HTTP_OPTIONS = 1 << 6,
+};
+
+enum http_route_flags {
+    HTTP_R_JSON_BODY = 1 << 0, /* body must be JSON (415 otherwise), parsed before the handler */
+    HTTP_R_NO_LOG = 1 << 1,    /* no access log line (e.g. /metrics scraped every few s) */
+};
+
+/* A handler replies through the http_reply_* functions and returns 0, or
+ * returns an enum loci_err and the core replies with the mapped error. */
+typedef int (*http_handler_fn)(struct http_req *req);
+
+struct http_route {
+    unsigned method;  /* one enum http_method */
+    const char *path; /* "/api/v1/jobs/:id"; ":name" matches one segment */
+    http_handler_fn handler;
+    unsigned flags;                   /* enum http_route_flags */
+    long long body_limit;             /* bytes; 0 = config max_body_bytes */
+    const struct json_schema *schema; /* validated when HTTP_R_JSON_BODY; NULL = any JSON */
+    const char *summary;              /* one line, for docs and errors */
+};
+
+struct http_server_opts {
+    const struct config *cfg;
+    const struct http_route *routes;
+    size_t n_routes;
+    /* Called for GET/HEAD requests that match no route (static files);
+     * returns LOCI_ENOTFOUND to fall through to the JSON 404. May be NULL. */
+    http_handler_fn fallback;
+    void *app; /* handed to handlers by http_app() */
+};
+
+/* Start listening per cfg (listen, port, threads, TLS). Returns 0 and the
+ * server, or an error with a message in err (e.g. the port is taken). */
+int http_server_start(const struct http_server_opts *opts, struct http_server **out, char *err,
+                      size_t err_n);
+/* The port actually bound (useful with port 0 in tests). */
+int http_server_port(const struct http_server *srv);
+/* Graceful stop: stop accepting, wait up to timeout_ms for in-flight
+ * requests, then close everything and free the server. Returns the number of
+ * requests that were still in flight when the deadline passed. */
+int http_server_stop(struct http_server *srv, int timeout_ms);
+/* Requests currently being handled. */
+int http_server_in_flight(const struct http_server *srv);
+
+/* ---- request accessors (valid for the duration of the handler) ---- */
+void *http_app(struct http_req *req);
+const struct config *http_config(struct http_req *req);
+struct arena *http_arena(struct http_req *req);
+const struct log_ctx *http_log(struct http_req *req);
+unsigned http_method(struct http_req *req);
+const char *http_path(struct http_req *req);
+/* The matched route's pattern, e.g. "/api/v1/jobs/:id" ("" when none). */
+const char *http_route_pattern(struct http_req *req);
+/* A ":name" path parameter, NULL when absent. */
+const char *http_param(struct http_req *req, const char *name);
+/* A query-string argument, NULL when absent. */
+const char *http_query(struct http_req *req, const char *name);
+/* A request header (case-insensitive name), NULL when absent. */
+const char *http_header(struct http_req *req, const char *name);
+/* The parsed JSON body of a HTTP_R_JSON_BODY route (borrowed). */
+json_t *http_json(struct http_req *req);
+/* The raw body bytes (borrowed; NUL-terminated). */
+const char *http_body(struct http_req *req, size_t *out_len);
+const char *http_request_id(struct http_req *req);
+/* The client's IP address as text. */
+const char *http_client_ip(struct http_req *req);
+bool http_is_tls(struct http_req *req);
+
+/* ---- replies: exactly one per request ---- */
+/* Add a response header (copied). */
+void http_set_header(struct http_req *req, const char *name, const char *value);
+/* Reply with a JSON document; takes the reference to body. */
+int http_reply_json(struct http_req *req, int status, json_t *body);
+/* Reply with the one error shape:
+ * {"error":{"code","message","field","request_id"}}. field may be NULL;
+ * fmt NULL uses the error's default message. */
+int http_reply_error(struct http_req *req, int err, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Reply with the one error shape but an explicit status and code. */
+int http_reply_error_status(struct http_req *req, int status, const char *code, const char *field,
+                            const char *message);
+/* Reply with bytes; copied when is_copy, else they must be static. */
+int http_reply_bytes(struct http_req *req, int status, const char *content_type, const void *data,
+                     size_t n, bool is_copy);
+/* Reply with an open file (the core closes fd). */
+int http_reply_fd(struct http_req *req, int status, const char *content_type, int fd,
+                  uint64_t size);
+bool http_has_reply(struct http_req *req);
+
+/* Exposed for tests and docs: match path against pattern, filling up to
+ * max_params (name, value) pairs. */
+bool http_path_match(const char *pattern, const char *path, struct arena *a, const char **names,
+                     const char **values, int *n_params, int max_params);
+const char *http_method_name(unsigned method);
+/* Parse a W3C traceparent header; writes the 32-hex trace id. */
+bool http_parse_traceparent(const char *v, char out_trace_id[33]);
+/* True for a client-supplied request id we accept (1-128 of [A-Za-z0-9._:-]). */
+bool http_request_id_ok(const char *v);
+
+#endif

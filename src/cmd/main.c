@@ -1,0 +1,328 @@
+/*
+ * main.c - the `loci` command: flags and subcommands. Everything here is
+ * wiring; the work happens in the layers below.
+ *
+ *   loci serve      run the server
+ *   loci migrate    apply database migrations and exit
+ *   loci config     print the effective configuration (secrets masked)
+ *   loci routes     print the route table (method, path, summary) as JSON
+ *   loci version    print the version
+ *
+ * Exit status: 0 success, 1 runtime failure, 2 bad usage or configuration.
+ */
+#include "api/app.h"
+#include "api/http.h"
+#include "core/alloc.h"
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "store/db.h"
+#include "version.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define EXIT_USAGE 2
+
+struct command {
+    const char *name;
+    int (*run)(struct config *cfg);
+    bool needs_config;
+    const char *summary;
+};
+
+static int cmd_serve(struct config *cfg);
+static int cmd_migrate(struct config *cfg);
+static int cmd_config(struct config *cfg);
+static int cmd_routes(struct config *cfg);
+static int cmd_version(struct config *cfg);
+
+static const struct command commands[] = {
+    {"serve", cmd_serve, true, "run the HTTP server (migrates the database first)"},
+    {"migrate", cmd_migrate, true, "apply database migrations and exit"},
+    {"config", cmd_config, true, "print the effective configuration, secrets masked"},
+    {"routes", cmd_routes, false, "print the API route table as JSON"},
+    {"version", cmd_version, false, "print the version"},
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: loci <command> [--key value ...] [--config FILE]\n\ncommands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n'loci <command> --help' lists the configuration keys.\n");
+}
+
+static void command_help(const struct command *c)
+{
+    printf("usage: loci %s [--key value ...] [--config FILE]\n\n%s\n", c->name, c->summary);
+    if (!c->needs_config)
+        return;
+    struct buf b;
+    buf_init(&b, 1 << 20);
+    config_print_help(&b);
+    printf("\nconfiguration (flag, environment, default); precedence: flag > env > file > "
+           "default:\n  %-22s %-26s\n      %s\n%s",
+           "--config FILE", "", "read `key = value` lines from FILE", buf_cstr(&b));
+    buf_release(&b);
+}
+
+/* Flags > env > file > defaults: collect flags first, then apply in order. */
+static int load_config(struct config *cfg, int argc, char **argv)
+{
+    const char *file = NULL;
+    char err[640];
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            file = argv[i + 1];
+        else if (strncmp(argv[i], "--config=", 9) == 0)
+            file = argv[i] + 9;
+    }
+    if (file && config_load_file(cfg, file, err, sizeof(err))) {
+        fprintf(stderr, "loci: %s\n", err);
+        return EXIT_USAGE;
+    }
+    if (config_load_env(cfg, err, sizeof(err))) {
+        fprintf(stderr, "loci: %s\n", err);
+        return EXIT_USAGE;
+    }
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0) {
+            fprintf(stderr, "loci: unexpected argument '%s'\n", a);
+            return EXIT_USAGE;
+        }
+        char name[64];
+        const char *value = NULL;
+        const char *eq = strchr(a, '=');
+        size_t n = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+        if (n >= sizeof(name)) {
+            fprintf(stderr, "loci: unknown flag '%s'\n", a);
+            return EXIT_USAGE;
+        }
+        memcpy(name, a + 2, n);
+        name[n] = '\0';
+        if (eq) {
+            value = eq + 1;
+        } else if (i + 1 < argc) {
+            value = argv[++i];
+        } else {
+            fprintf(stderr, "loci: flag '%s' needs a value\n", a);
+            return EXIT_USAGE;
+        }
+        if (strcmp(name, "config") == 0)
+            continue;
+        const char *key = config_key_for_flag(name);
+        if (!key) {
+            fprintf(stderr, "loci: unknown flag '--%s' (see 'loci serve --help')\n", name);
+            return EXIT_USAGE;
+        }
+        if (config_set(cfg, key, value, CFG_SRC_FLAG, err, sizeof(err))) {
+            fprintf(stderr, "loci: %s\n", err);
+            return EXIT_USAGE;
+        }
+    }
+    if (config_finish(cfg, err, sizeof(err))) {
+        fprintf(stderr, "loci: %s\n", err);
+        return EXIT_USAGE;
+    }
+    log_set_level(cfg->log_level);
+    return 0;
+}
+
+static int mkdir_p(const char *path)
+{
+    char tmp[4096];
+    int n = snprintf(tmp, sizeof(tmp), "%s", path);
+    if (n < 0 || (size_t)n >= sizeof(tmp))
+        return -1;
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+static int open_and_migrate(struct config *cfg, struct db **out)
+{
+    char err[1024];
+    if (mkdir_p(cfg->data_dir) != 0) {
+        log_error(NULL, "cannot create data directory '%s': %s", cfg->data_dir, strerror(errno));
+        return 1;
+    }
+    struct db *db = NULL;
+    if (db_open(cfg->database_url, cfg->db_pool_size, &db, err, sizeof(err))) {
+        log_error(NULL, "%s", err);
+        return 1;
+    }
+    int applied = 0;
+    int rc = db_migrate(db, &applied, err, sizeof(err));
+    if (rc) {
+        log_error(NULL, "%s", err);
+        db_close(db);
+        return 1;
+    }
+    int64_t version = 0;
+    db_schema_version(db, &version);
+    log_line(NULL, LOG_INFO, "database ready",
+             (struct log_field[]){LF_STR("backend", db_backend_name(db)),
+                                  LF_INT("schema_version", version),
+                                  LF_INT("migrations_applied", applied)},
+             3);
+    *out = db;
+    return 0;
+}
+
+static int cmd_migrate(struct config *cfg)
+{
+    struct db *db = NULL;
+    int rc = open_and_migrate(cfg, &db);
+    db_close(db);
+    return rc;
+}
+
+static int cmd_serve(struct config *cfg)
+{
+    /* Block the stop signals in every thread; main waits for them below. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct app app = {0};
+    app.cfg = cfg;
+    app.started_ms = clock_now_ms();
+    app.started_mono_ns = clock_mono_ns();
+    int rc = open_and_migrate(cfg, &app.db);
+    if (rc)
+        return rc;
+    api_metrics_init(&app);
+
+    struct http_server_opts opts = {
+        .cfg = cfg,
+        .routes = api_routes,
+        .n_routes = api_n_routes,
+        .fallback = api_static_serve,
+        .app = &app,
+    };
+    struct http_server *srv = NULL;
+    char err[512];
+    if (http_server_start(&opts, &srv, err, sizeof(err))) {
+        log_error(NULL, "%s", err);
+        db_close(app.db);
+        return 1;
+    }
+    char url[300];
+    bool v6 = strchr(cfg->listen, ':') != NULL;
+    snprintf(url, sizeof(url), "%s://%s%s%s:%d", srv ? (cfg->tls_cert[0] ? "https" : "http") : "",
+             v6 ? "[" : "", cfg->listen, v6 ? "]" : "", http_server_port(srv));
+    log_line(NULL, LOG_INFO, "listening",
+             (struct log_field[]){LF_STR("url", url), LF_STR("version", LOCI_VERSION),
+                                  LF_INT("http_threads", cfg->http_threads),
+                                  LF_STR("backend", db_backend_name(app.db))},
+             4);
+
+    int sig = 0;
+    sigwait(&stop, &sig);
+    log_line(NULL, LOG_INFO, "shutting down",
+             (struct log_field[]){LF_STR("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"),
+                                  LF_INT("in_flight", http_server_in_flight(srv)),
+                                  LF_INT("deadline_ms", cfg->shutdown_timeout_ms)},
+             3);
+    int left = http_server_stop(srv, cfg->shutdown_timeout_ms);
+    db_close(app.db);
+    log_line(NULL, LOG_INFO, "stopped", (struct log_field[]){LF_INT("abandoned_requests", left)},
+             1);
+    return 0;
+}
+
+static int cmd_config(struct config *cfg)
+{
+    struct buf b;
+    buf_init(&b, 1 << 20);
+    config_print(cfg, &b);
+    fputs(buf_cstr(&b), stdout);
+    buf_release(&b);
+    return 0;
+}
+
+static int cmd_routes(struct config *cfg)
+{
+    (void)cfg;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < api_n_routes; i++) {
+        const struct http_route *r = &api_routes[i];
+        json_array_append_new(arr,
+                              json_pack("{s:s, s:s, s:s}", "method", http_method_name(r->method),
+                                        "path", r->path, "summary", r->summary ? r->summary : ""));
+    }
+    char *text = json_dumps(arr, JSON_INDENT(2));
+    json_decref(arr);
+    if (!text)
+        return 1;
+    puts(text);
+    xfree(text);
+    return 0;
+}
+
+static int cmd_version(struct config *cfg)
+{
+    (void)cfg;
+    printf("loci %s (%s)\n", LOCI_VERSION, LOCI_COMMIT);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : 0;
+    }
+    const struct command *cmd = NULL;
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        if (strcmp(commands[i].name, argv[1]) == 0)
+            cmd = &commands[i];
+    }
+    if (!cmd) {
+        fprintf(stderr, "loci: unknown command '%s'\n\n", argv[1]);
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            command_help(cmd);
+            return 0;
+        }
+    }
+    struct config cfg;
+    config_init(&cfg);
+    int rc = 0;
+    if (cmd->needs_config)
+        rc = load_config(&cfg, argc - 2, argv + 2);
+    else if (argc > 2) {
+        fprintf(stderr, "loci: '%s' takes no arguments\n", cmd->name);
+        rc = EXIT_USAGE;
+    }
+    if (rc == 0)
+        rc = cmd->run(&cfg);
+    config_release(&cfg);
+    metrics_shutdown();
+    return rc;
+}

@@ -1,0 +1,447 @@
+/*
+ * config.c - the key table and its validation.
+ */
+#include "core/config.h"
+
+#include "core/alloc.h"
+#include "core/err.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum key_type { KT_INT, KT_I64, KT_STR, KT_LEVEL, KT_ADDR, KT_ORIGINS };
+
+struct key_def {
+    const char *name; /* config file key; env is LOCI_ + upper(name); flag is --name with '-' */
+    enum key_type type;
+    size_t offset;
+    long long min, max;
+    const char *def;
+    bool is_secret;
+    const char *help;
+};
+
+#define OFF(f) offsetof(struct config, f)
+
+static const struct key_def keys[] = {
+    {"port", KT_INT, OFF(port), 1, 65535, "8080", false, "TCP port to listen on"},
+    {"listen", KT_ADDR, OFF(listen), 0, 0, "127.0.0.1", false,
+     "address to bind (IPv4 or IPv6 literal; 0.0.0.0 for all)"},
+    {"data_dir", KT_STR, OFF(data_dir), 1, 4096, "./data", false,
+     "directory for the SQLite database, keys and blobs"},
+    {"database_url", KT_STR, OFF(database_url), 0, 4096, "", true,
+     "sqlite:PATH, a file path, or postgres://...; default sqlite:$data_dir/loci.db"},
+    {"log_level", KT_LEVEL, OFF(log_level), 0, 0, "info", false, "debug, info, warn or error"},
+    {"http_threads", KT_INT, OFF(http_threads), 0, 256, "0", false,
+     "HTTP worker threads; 0 = one per core"},
+    {"db_pool_size", KT_INT, OFF(db_pool_size), 0, 512, "0", false,
+     "database connections; 0 = http_threads + 4"},
+    {"shutdown_timeout_ms", KT_INT, OFF(shutdown_timeout_ms), 0, 600000, "10000", false,
+     "how long in-flight requests may finish after SIGTERM"},
+    {"connection_timeout_s", KT_INT, OFF(connection_timeout_s), 1, 3600, "60", false,
+     "idle keep-alive connections are closed after this"},
+    {"max_body_bytes", KT_I64, OFF(max_body_bytes), 1, 1LL << 34, "1048576", false,
+     "largest request body a JSON route accepts (413 above)"},
+    {"max_json_depth", KT_INT, OFF(max_json_depth), 1, 1000, "32", false,
+     "deepest nesting of arrays/objects in a JSON body (400 above)"},
+    {"cors_origins", KT_ORIGINS, OFF(cors_origins), 0, 8192, "", false,
+     "comma-separated origins allowed by CORS; empty = none"},
+    {"tls_cert", KT_STR, OFF(tls_cert), 0, 4096, "", false, "PEM certificate file; enables TLS"},
+    {"tls_key", KT_STR, OFF(tls_key), 0, 4096, "", true, "PEM private key file for tls_cert"},
+    {"web_dir", KT_STR, OFF(web_dir), 0, 4096, "web/dist", false,
+     "directory of the built web UI, served at /"},
+};
+
+#define N_KEYS (sizeof(keys) / sizeof(keys[0]))
+
+static const char *const source_names[] = {"default", "file", "env", "flag"};
+
+static char **str_field(struct config *c, const struct key_def *k)
+{
+    return (char **)((char *)c + k->offset);
+}
+
+static const struct key_def *find_key(const char *name, size_t *out_idx)
+{
+    for (size_t i = 0; i < N_KEYS; i++) {
+        if (strcmp(keys[i].name, name) == 0) {
+            if (out_idx)
+                *out_idx = i;
+            return &keys[i];
+        }
+    }
+    return NULL;
+}
+
+static void env_name(const struct key_def *k, char *out, size_t n)
+{
+    size_t o = (size_t)snprintf(out, n, "LOCI_");
+    for (const char *p = k->name; *p && o + 1 < n; p++)
+        out[o++] = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+    out[o] = '\0';
+}
+
+static void flag_name(const struct key_def *k, char *out, size_t n)
+{
+    size_t o = (size_t)snprintf(out, n, "--");
+    for (const char *p = k->name; *p && o + 1 < n; p++)
+        out[o++] = *p == '_' ? '-' : *p;
+    out[o] = '\0';
+}
+
+const char *config_key_for_flag(const char *flag)
+{
+    char want[64];
+    snprintf(want, sizeof(want), "--%s", flag);
+    for (size_t i = 0; i < N_KEYS; i++) {
+        char f[64];
+        flag_name(&keys[i], f, sizeof(f));
+        if (strcmp(f, want) == 0)
+            return keys[i].name;
+    }
+    return NULL;
+}
+
+static bool valid_origin(const char *p, size_t n)
+{
+    /* scheme://host[:port], no path, no wildcard. */
+    const char *sep = NULL;
+    if (n > 8 && strncmp(p, "https://", 8) == 0)
+        sep = p + 8;
+    else if (n > 7 && strncmp(p, "http://", 7) == 0)
+        sep = p + 7;
+    if (!sep)
+        return false;
+    for (const char *c = sep; c < p + n; c++) {
+        if (*c == '/' || *c == '*' || *c == ' ' || *c == '?' || *c == '#')
+            return false;
+    }
+    return sep < p + n;
+}
+
+static int validate(const struct key_def *k, const char *value, long long *out_num,
+                    const char **out_expect)
+{
+    switch (k->type) {
+    case KT_INT:
+    case KT_I64:
+        *out_expect = "an integer in range";
+        return parse_int64(value, k->min, k->max, out_num);
+    case KT_LEVEL: {
+        enum log_level lv;
+        *out_expect = "one of debug, info, warn, error";
+        if (log_parse_level(value, &lv))
+            return LOCI_EINVAL;
+        *out_num = lv;
+        return LOCI_OK;
+    }
+    case KT_ADDR: {
+        unsigned char tmp[16];
+        *out_expect = "an IPv4 or IPv6 address literal such as 127.0.0.1 or ::1";
+        if (inet_pton(AF_INET, value, tmp) == 1 || inet_pton(AF_INET6, value, tmp) == 1)
+            return LOCI_OK;
+        return LOCI_EINVAL;
+    }
+    case KT_ORIGINS: {
+        *out_expect = "comma-separated origins like https://app.example.com (no paths, no *)";
+        const char *p = value;
+        while (*p) {
+            const char *c = strchr(p, ',');
+            size_t n = c ? (size_t)(c - p) : strlen(p);
+            while (n && *p == ' ') {
+                p++;
+                n--;
+            }
+            while (n && p[n - 1] == ' ')
+                n--;
+            if (!valid_origin(p, n))
+                return LOCI_EINVAL;
+            p = c ? c + 1 : p + strlen(p);
+        }
+        return strlen(value) > (size_t)k->max ? LOCI_EINVAL : LOCI_OK;
+    }
+    case KT_STR:
+        *out_expect = "a string of acceptable length";
+        return strlen(value) < (size_t)k->min || strlen(value) > (size_t)k->max ? LOCI_EINVAL
+                                                                                : LOCI_OK;
+    }
+    return LOCI_EINVAL;
+}
+
+int config_set(struct config *c, const char *key, const char *value, enum config_source src,
+               char *err, size_t err_n)
+{
+    size_t idx = 0;
+    const struct key_def *k = find_key(key, &idx);
+    if (!k) {
+        snprintf(err, err_n, "unknown configuration key '%s'", key);
+        return LOCI_ENOTFOUND;
+    }
+    long long num = 0;
+    const char *expect = "";
+    if (validate(k, value, &num, &expect) != LOCI_OK) {
+        char env[64], flag[64], range[64] = "";
+        env_name(k, env, sizeof(env));
+        flag_name(k, flag, sizeof(flag));
+        if (k->type == KT_INT || k->type == KT_I64)
+            snprintf(range, sizeof(range), " from %lld to %lld", k->min, k->max);
+        else if (k->type == KT_STR)
+            snprintf(range, sizeof(range), " (%lld to %lld characters)", k->min, k->max);
+        snprintf(err, err_n, "invalid value '%s' for %s (%s, %s, from %s): expected %s%s",
+                 k->is_secret ? "****" : value, k->name, env, flag, source_names[src], expect,
+                 range);
+        return LOCI_EINVAL;
+    }
+    switch (k->type) {
+    case KT_INT:
+    case KT_LEVEL:
+        *(int *)((char *)c + k->offset) = (int)num;
+        break;
+    case KT_I64:
+        *(long long *)((char *)c + k->offset) = num;
+        break;
+    default: {
+        char **f = str_field(c, k);
+        xfree(*f);
+        *f = xstrdup(value);
+    }
+    }
+    c->sources[idx] = src;
+    return LOCI_OK;
+}
+
+void config_init(struct config *c)
+{
+    memset(c, 0, sizeof(*c));
+    char err[256];
+    for (size_t i = 0; i < N_KEYS; i++) {
+        if (config_set(c, keys[i].name, keys[i].def, CFG_SRC_DEFAULT, err, sizeof(err)))
+            BUG("bad default in the config key table");
+    }
+    c->config_file = xstrdup("");
+}
+
+void config_release(struct config *c)
+{
+    for (size_t i = 0; i < N_KEYS; i++) {
+        if (keys[i].type != KT_INT && keys[i].type != KT_I64 && keys[i].type != KT_LEVEL) {
+            char **f = str_field(c, &keys[i]);
+            xfree(*f);
+            *f = NULL;
+        }
+    }
+    xfree(c->config_file);
+    c->config_file = NULL;
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
+        s[--n] = '\0';
+    return s;
+}
+
+int config_load_file(struct config *c, const char *path, char *err, size_t err_n)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, err_n, "cannot open config file '%s': %s", path, strerror(errno));
+        return LOCI_EINVAL;
+    }
+    char line[8192];
+    int lineno = 0;
+    int rc = LOCI_OK;
+    while (fgets(line, sizeof(line), f)) {
+        lineno++;
+        char *s = trim(line);
+        if (*s == '\0' || *s == '#')
+            continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            snprintf(err, err_n, "%s:%d: expected 'key = value'", path, lineno);
+            rc = LOCI_EINVAL;
+            break;
+        }
+        *eq = '\0';
+        char *key = trim(s);
+        char *val = trim(eq + 1);
+        size_t vn = strlen(val);
+        if (vn >= 2 &&
+            ((val[0] == '"' && val[vn - 1] == '"') || (val[0] == '\'' && val[vn - 1] == '\''))) {
+            val[vn - 1] = '\0';
+            val++;
+        }
+        char inner[512];
+        rc = config_set(c, key, val, CFG_SRC_FILE, inner, sizeof(inner));
+        if (rc) {
+            snprintf(err, err_n, "%s:%d: %s", path, lineno, inner);
+            rc = LOCI_EINVAL;
+            break;
+        }
+    }
+    fclose(f);
+    if (!rc) {
+        xfree(c->config_file);
+        c->config_file = xstrdup(path);
+    }
+    return rc;
+}
+
+int config_load_env(struct config *c, char *err, size_t err_n)
+{
+    for (size_t i = 0; i < N_KEYS; i++) {
+        char env[64];
+        env_name(&keys[i], env, sizeof(env));
+        const char *v = getenv(env);
+        if (!v)
+            continue;
+        int rc = config_set(c, keys[i].name, v, CFG_SRC_ENV, err, err_n);
+        if (rc)
+            return rc;
+    }
+    return LOCI_OK;
+}
+
+static bool readable(const char *path)
+{
+    return access(path, R_OK) == 0;
+}
+
+int config_finish(struct config *c, char *err, size_t err_n)
+{
+    if (c->database_url[0] == '\0') {
+        xfree(c->database_url);
+        size_t n = strlen(c->data_dir) + 16;
+        c->database_url = xmalloc(n);
+        snprintf(c->database_url, n, "sqlite:%s/loci.db", c->data_dir);
+    }
+    if (c->http_threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        c->http_threads = n > 0 ? (int)(n > 64 ? 64 : n) : 2;
+    }
+    if (c->db_pool_size == 0)
+        c->db_pool_size = c->http_threads + 4;
+    if ((c->tls_cert[0] == '\0') != (c->tls_key[0] == '\0')) {
+        snprintf(err, err_n,
+                 "invalid TLS configuration: tls_cert (LOCI_TLS_CERT) and tls_key (LOCI_TLS_KEY) "
+                 "must be set together");
+        return LOCI_EINVAL;
+    }
+    if (c->tls_cert[0] && !readable(c->tls_cert)) {
+        snprintf(err, err_n, "invalid value '%s' for tls_cert (LOCI_TLS_CERT): file not readable",
+                 c->tls_cert);
+        return LOCI_EINVAL;
+    }
+    if (c->tls_key[0] && !readable(c->tls_key)) {
+        snprintf(err, err_n, "invalid value for tls_key (LOCI_TLS_KEY): file not readable");
+        return LOCI_EINVAL;
+    }
+    return LOCI_OK;
+}
+
+void config_mask_url(const char *url, char *out, size_t n)
+{
+    const char *scheme = strstr(url, "://");
+    const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
+    const char *colon = NULL;
+    if (scheme && at) {
+        for (const char *p = scheme + 3; p < at; p++) {
+            if (*p == ':') {
+                colon = p;
+                break;
+            }
+        }
+    }
+    if (colon)
+        snprintf(out, n, "%.*s:****%s", (int)(colon - url), url, at);
+    else
+        snprintf(out, n, "%s", url);
+    /* A password may also come as a query parameter. */
+    char *pw = strstr(out, "password=");
+    if (pw) {
+        char *end = strchr(pw, '&');
+        char tail[1024];
+        snprintf(tail, sizeof(tail), "%s", end ? end : "");
+        size_t pos = (size_t)(pw - out) + 9;
+        snprintf(out + pos, n - pos, "****%s", tail);
+    }
+}
+
+static int print_value(const struct config *c, const struct key_def *k, struct buf *out)
+{
+    const char *base = (const char *)c + k->offset;
+    switch (k->type) {
+    case KT_INT:
+        return buf_printf(out, "%d", *(const int *)base);
+    case KT_I64:
+        return buf_printf(out, "%lld", *(const long long *)base);
+    case KT_LEVEL:
+        return buf_append_str(out, log_level_name((enum log_level) * (const int *)base));
+    default: {
+        const char *v = *(char *const *)base;
+        if (strcmp(k->name, "database_url") == 0) {
+            char masked[4200];
+            config_mask_url(v, masked, sizeof(masked));
+            return buf_append_str(out, masked);
+        }
+        if (k->is_secret && v[0])
+            return buf_append_str(out, "****");
+        return buf_append_str(out, v);
+    }
+    }
+}
+
+int config_print(const struct config *c, struct buf *out)
+{
+    int rc = 0;
+    if (c->config_file[0])
+        rc |= buf_printf(out, "# config file: %s\n", c->config_file);
+    for (size_t i = 0; i < N_KEYS; i++) {
+        rc |= buf_printf(out, "%s = ", keys[i].name);
+        rc |= print_value(c, &keys[i], out);
+        rc |= buf_printf(out, "    # %s\n", source_names[c->sources[i]]);
+    }
+    return rc ? LOCI_ETOOBIG : LOCI_OK;
+}
+
+int config_print_help(struct buf *out)
+{
+    int rc = 0;
+    for (size_t i = 0; i < N_KEYS; i++) {
+        char env[64], flag[64];
+        env_name(&keys[i], env, sizeof(env));
+        flag_name(&keys[i], flag, sizeof(flag));
+        rc |= buf_printf(out, "  %-22s %-26s default '%s'\n      %s\n", flag, env, keys[i].def,
+                         keys[i].help);
+    }
+    return rc ? LOCI_ETOOBIG : LOCI_OK;
+}
+
+bool config_cors_allowed(const struct config *c, const char *origin, size_t n)
+{
+    const char *p = c->cors_origins;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        const char *s = p;
+        size_t sn = len;
+        while (sn && *s == ' ') {
+            s++;
+            sn--;
+        }
+        while (sn && s[sn - 1] == ' ')
+            sn--;
+        if (sn == n && memcmp(s, origin, n) == 0)
+            return true;
+        p = comma ? comma + 1 : p + len;
+    }
+    return false;
+}
