@@ -29,7 +29,8 @@ struct key_def {
 #define OFF(f) offsetof(struct config, f)
 
 static const struct key_def keys[] = {
-    {"port", KT_INT, OFF(port), 1, 65535, "8080", false, "TCP port to listen on"},
+    {"port", KT_INT, OFF(port), 0, 65535, "8080", false,
+     "TCP port to listen on; 0 picks a free port (logged at start)"},
     {"listen", KT_ADDR, OFF(listen), 0, 0, "127.0.0.1", false,
      "address to bind (IPv4 or IPv6 literal; 0.0.0.0 for all)"},
     {"data_dir", KT_STR, OFF(data_dir), 1, 4096, "./data", false,
