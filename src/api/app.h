@@ -8,6 +8,7 @@
 #include "api/http.h"
 #include "core/config.h"
 #include "core/metrics.h"
+#include "services/jobs/jobs.h"
 #include "store/db.h"
 
 #include <stdint.h>
@@ -15,6 +16,7 @@
 struct app {
     const struct config *cfg;
     struct db *db;
+    struct jobs *jobs;  /* wake workers after enqueueing */
     int64_t started_ms; /* wall clock at start */
     int64_t started_mono_ns;
     struct metric_series *m_rss; /* refreshed at each scrape */

@@ -65,6 +65,7 @@ struct http_req {
     struct MHD_Connection *conn;
     struct arena arena;
     unsigned method;
+    char *method_str; /* as sent, for messages about unknown methods */
     char *path;
     const struct http_route *route;
     unsigned allow; /* methods allowed on the path when the method did not match */
@@ -166,6 +167,12 @@ bool http_request_id_ok(const char *v)
             return false;
     }
     return true;
+}
+
+bool http_path_under(const char *path, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return strncmp(path, prefix, n) == 0 && (path[n] == '\0' || path[n] == '/');
 }
 
 bool http_path_match(const char *pattern, const char *path, struct arena *a, const char **names,
@@ -555,11 +562,11 @@ static void dispatch(struct http_req *req)
             allow_header(req->allow, allow, sizeof(allow));
             http_set_header(req, "Allow", allow);
             http_reply_error(req, LOCI_EMETHOD, NULL, "method %s is not allowed here; allowed: %s",
-                             http_method_name(req->method), allow);
+                             req->method_str, allow);
             return;
         }
         if ((req->method == HTTP_GET || req->method == HTTP_HEAD) && o->fallback &&
-            strncmp(req->path, "/api/", 5) != 0) {
+            !http_path_under(req->path, "/api")) {
             req->is_static = true;
             int rc = o->fallback(req);
             if (rc == LOCI_OK && req->resp)
@@ -572,8 +579,8 @@ static void dispatch(struct http_req *req)
             if (req->resp)
                 return;
         }
-        http_reply_error(req, LOCI_ENOTFOUND, NULL, "no route for %s %s",
-                         http_method_name(req->method), req->path);
+        http_reply_error(req, LOCI_ENOTFOUND, NULL, "no route for %s %s", req->method_str,
+                         req->path);
         return;
     }
     if (req->is_body_too_big) {
@@ -644,6 +651,7 @@ static struct http_req *req_new(struct http_server *srv, struct MHD_Connection *
     req->t0 = clock_mono_ns();
     arena_init(&req->arena, 4096);
     req->method = method_bit(method);
+    req->method_str = arena_strndup(&req->arena, method, strnlen(method, 32));
     req->path = arena_strdup(&req->arena, url);
     take_request_id(req);
     take_client_ip(req);
@@ -657,6 +665,39 @@ static struct http_req *req_new(struct http_server *srv, struct MHD_Connection *
     return req;
 }
 
+struct framing {
+    int n_content_length;
+    bool has_transfer_encoding;
+    bool is_ambiguous; /* differing Content-Length values */
+    const char *first_cl;
+};
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    (void)kind;
+    struct framing *f = cls;
+    if (strcasecmp(key, "Content-Length") == 0) {
+        if (f->n_content_length++ > 0 && value && f->first_cl && strcmp(value, f->first_cl) != 0)
+            f->is_ambiguous = true;
+        if (!f->first_cl)
+            f->first_cl = value;
+    } else if (strcasecmp(key, "Transfer-Encoding") == 0) {
+        f->has_transfer_encoding = true;
+    }
+    return MHD_YES;
+}
+
+/* Request smuggling defence (RFC 9112 6.1, 6.3): a message whose length is
+ * ambiguous is refused and its connection closed, so no bytes after it can be
+ * read as another request. */
+static bool framing_is_ambiguous(struct http_req *req)
+{
+    struct framing f = {0, false, false, NULL};
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, count_framing, &f);
+    return f.is_ambiguous || (f.n_content_length > 0 && f.has_transfer_encoding);
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls)
@@ -667,6 +708,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     if (!req) {
         req = req_new(srv, conn, url, method);
         *con_cls = req;
+        if (framing_is_ambiguous(req)) {
+            http_set_header(req, "Connection", "close");
+            http_reply_error(req, LOCI_EINVAL, NULL,
+                             "ambiguous message length: conflicting Content-Length, or both "
+                             "Content-Length and Transfer-Encoding");
+            return queue(req);
+        }
         const char *cl = http_header(req, "Content-Length");
         long long len = 0;
         if (cl && parse_int64(cl, 0, (long long)1 << 62, &len) == LOCI_OK &&
@@ -834,8 +882,12 @@ int http_server_start(const struct http_server_opts *opts, struct http_server **
         on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned)cfg->http_threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_s,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_ARRAY, srv->is_tls ? tls_opts : no_opts,
-        MHD_OPTION_END);
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+        /* Per-connection pool for headers and reads (bodies go to our own
+         * bounded buffer): 16 KiB instead of 32 halves what MHD clears per
+         * keep-alive request. */
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024), MHD_OPTION_ARRAY,
+        srv->is_tls ? tls_opts : no_opts, MHD_OPTION_END);
     if (!srv->daemon) {
         snprintf(err, err_n, "cannot listen on %s port %d (in use, or not permitted%s)",
                  cfg->listen, cfg->port, srv->is_tls ? ", or bad TLS certificate/key" : "");

@@ -129,6 +129,9 @@ bool http_has_reply(struct http_req *req);
 bool http_path_match(const char *pattern, const char *path, struct arena *a, const char **names,
                      const char **values, int *n_params, int max_params);
 const char *http_method_name(unsigned method);
+/* True when path is prefix itself or below it ("/api" covers "/api/x",
+ * not "/apix"). */
+bool http_path_under(const char *path, const char *prefix);
 /* Parse a W3C traceparent header; writes the 32-hex trace id. */
 bool http_parse_traceparent(const char *v, char out_trace_id[33]);
 /* True for a client-supplied request id we accept (1-128 of [A-Za-z0-9._:-]). */

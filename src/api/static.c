@@ -130,8 +130,9 @@ int api_static_serve(struct http_req *req)
         if (has_extension(path))
             return LOCI_ENOTFOUND;
     }
-    if (strncmp(path, "/health", 7) == 0 || strcmp(path, "/metrics") == 0 ||
-        strncmp(path, "/ws", 3) == 0)
+    /* Server paths never fall back to the app. */
+    if (http_path_under(path, "/api") || http_path_under(path, "/health") ||
+        http_path_under(path, "/metrics") || http_path_under(path, "/ws"))
         return LOCI_ENOTFOUND;
     int fd = dir[0] ? open_file(dir, "/index.html", &st) : -1;
     if (fd >= 0)

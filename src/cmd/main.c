@@ -18,6 +18,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "services/jobs/jobs.h"
 #include "store/db.h"
 #include "version.h"
 
@@ -30,25 +31,54 @@
 
 #define EXIT_USAGE 2
 
+#define MAX_POS  8
+#define MAX_OPTS 8
+
+/* What a command gets besides the configuration: positional arguments and
+ * its own options (flags that are not configuration keys). */
+struct cli {
+    int n_pos;
+    const char *pos[MAX_POS];
+    int n_opts;
+    char opt_names[MAX_OPTS][64];
+    const char *opt_values[MAX_OPTS];
+};
+
+static const char *cli_opt(const struct cli *cli, const char *name)
+{
+    for (int i = 0; i < cli->n_opts; i++) {
+        if (strcmp(cli->opt_names[i], name) == 0)
+            return cli->opt_values[i];
+    }
+    return NULL;
+}
+
 struct command {
     const char *name;
-    int (*run)(struct config *cfg);
+    int (*run)(struct config *cfg, struct cli *cli);
     bool needs_config;
+    int max_pos;         /* positional arguments accepted */
+    const char *options; /* comma-separated own options, e.g. "status,type" */
+    const char *usage;
     const char *summary;
 };
 
-static int cmd_serve(struct config *cfg);
-static int cmd_migrate(struct config *cfg);
-static int cmd_config(struct config *cfg);
-static int cmd_routes(struct config *cfg);
-static int cmd_version(struct config *cfg);
+static int cmd_serve(struct config *cfg, struct cli *cli);
+static int cmd_migrate(struct config *cfg, struct cli *cli);
+static int cmd_config(struct config *cfg, struct cli *cli);
+static int cmd_routes(struct config *cfg, struct cli *cli);
+static int cmd_version(struct config *cfg, struct cli *cli);
+static int cmd_jobs(struct config *cfg, struct cli *cli);
 
 static const struct command commands[] = {
-    {"serve", cmd_serve, true, "run the HTTP server (migrates the database first)"},
-    {"migrate", cmd_migrate, true, "apply database migrations and exit"},
-    {"config", cmd_config, true, "print the effective configuration, secrets masked"},
-    {"routes", cmd_routes, false, "print the API route table as JSON"},
-    {"version", cmd_version, false, "print the version"},
+    {"serve", cmd_serve, true, 0, NULL, "", "run the HTTP server (migrates the database first)"},
+    {"migrate", cmd_migrate, true, 0, NULL, "", "apply database migrations and exit"},
+    {"config", cmd_config, true, 0, NULL, "", "print the effective configuration, secrets masked"},
+    {"jobs", cmd_jobs, true, 2, "status,type,limit",
+     "ls [--status S] [--type T] [--limit N] | show ID | retry ID | cancel ID",
+     "list, inspect, retry and cancel background jobs"},
+    {"routes", cmd_routes, false, 0, NULL, "", "print the API route table as JSON"},
+    {"version", cmd_version, false, 0, NULL, "", "print the version"},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -63,7 +93,8 @@ static void usage(FILE *out)
 
 static void command_help(const struct command *c)
 {
-    printf("usage: loci %s [--key value ...] [--config FILE]\n\n%s\n", c->name, c->summary);
+    printf("usage: loci %s %s%s[--key value ...] [--config FILE]\n\n%s\n", c->name, c->usage,
+           c->usage[0] ? " " : "", c->summary);
     if (!c->needs_config)
         return;
     struct buf b;
@@ -75,8 +106,24 @@ static void command_help(const struct command *c)
     buf_release(&b);
 }
 
+static bool is_own_option(const struct command *cmd, const char *name)
+{
+    if (!cmd->options)
+        return false;
+    size_t n = strlen(name);
+    for (const char *p = cmd->options; *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len == n && strncmp(p, name, n) == 0)
+            return true;
+        p += len + (comma ? 1 : 0);
+    }
+    return false;
+}
+
 /* Flags > env > file > defaults: collect flags first, then apply in order. */
-static int load_config(struct config *cfg, int argc, char **argv)
+static int load_config(const struct command *cmd, struct config *cfg, struct cli *cli, int argc,
+                       char **argv)
 {
     const char *file = NULL;
     char err[640];
@@ -97,8 +144,12 @@ static int load_config(struct config *cfg, int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "--", 2) != 0) {
-            fprintf(stderr, "loci: unexpected argument '%s'\n", a);
-            return EXIT_USAGE;
+            if (cli->n_pos >= cmd->max_pos || cli->n_pos >= MAX_POS) {
+                fprintf(stderr, "loci: unexpected argument '%s'\n", a);
+                return EXIT_USAGE;
+            }
+            cli->pos[cli->n_pos++] = a;
+            continue;
         }
         char name[64];
         const char *value = NULL;
@@ -120,6 +171,11 @@ static int load_config(struct config *cfg, int argc, char **argv)
         }
         if (strcmp(name, "config") == 0)
             continue;
+        if (is_own_option(cmd, name) && cli->n_opts < MAX_OPTS) {
+            snprintf(cli->opt_names[cli->n_opts], sizeof(cli->opt_names[0]), "%s", name);
+            cli->opt_values[cli->n_opts++] = value;
+            continue;
+        }
         const char *key = config_key_for_flag(name);
         if (!key) {
             fprintf(stderr, "loci: unknown flag '--%s' (see 'loci serve --help')\n", name);
@@ -187,16 +243,108 @@ static int open_and_migrate(struct config *cfg, struct db **out)
     return 0;
 }
 
-static int cmd_migrate(struct config *cfg)
+static int cmd_migrate(struct config *cfg, struct cli *cli)
 {
+    (void)cli;
     struct db *db = NULL;
     int rc = open_and_migrate(cfg, &db);
     db_close(db);
     return rc;
 }
 
-static int cmd_serve(struct config *cfg)
+/* Every job type and schedule of the product; config overrides last. */
+static int register_jobs(struct jobs *js, const struct config *cfg, char *err, size_t err_n)
 {
+    int rc = jobs_register_maintenance(js, cfg->jobs_retention_days, err, err_n);
+    if (rc == LOCI_OK)
+        rc = jobs_schedule_overrides(js, cfg->schedules, err, err_n);
+    return rc;
+}
+
+static int print_json(json_t *v)
+{
+    char *text = json_dumps(v, JSON_INDENT(2) | JSON_SORT_KEYS);
+    json_decref(v);
+    if (!text)
+        return 1;
+    puts(text);
+    xfree(text);
+    return 0;
+}
+
+static int cmd_jobs(struct config *cfg, struct cli *cli)
+{
+    const char *verb = cli->n_pos > 0 ? cli->pos[0] : "ls";
+    const char *id = cli->n_pos > 1 ? cli->pos[1] : NULL;
+    bool needs_id = strcmp(verb, "ls") != 0;
+    if ((strcmp(verb, "ls") && strcmp(verb, "show") && strcmp(verb, "retry") &&
+         strcmp(verb, "cancel")) ||
+        (needs_id && !id) || (!needs_id && id)) {
+        fprintf(stderr, "usage: loci jobs ls [--status S] [--type T] [--limit N] | show ID | "
+                        "retry ID | cancel ID\n");
+        return EXIT_USAGE;
+    }
+    const char *status = cli_opt(cli, "status");
+    if (status && !jobs_status_valid(status)) {
+        fprintf(stderr,
+                "loci: invalid --status '%s': expected queued, running, completed, dead "
+                "or cancelled\n",
+                status);
+        return EXIT_USAGE;
+    }
+    long long limit = 50;
+    const char *lim = cli_opt(cli, "limit");
+    if (lim && parse_int64(lim, 1, 500, &limit)) {
+        fprintf(stderr, "loci: invalid --limit '%s': expected 1 to 500\n", lim);
+        return EXIT_USAGE;
+    }
+    struct db *db = NULL;
+    char err[512];
+    if (db_open(cfg->database_url, 2, &db, err, sizeof(err))) {
+        fprintf(stderr, "loci: %s\n", err);
+        return 1;
+    }
+    struct db_conn *c = NULL;
+    int rc = db_acquire(db, &c);
+    json_t *out = NULL;
+    if (rc == LOCI_OK) {
+        if (strcmp(verb, "ls") == 0)
+            rc = jobs_list(c, status, cli_opt(cli, "type"), NULL, (int)limit, &out);
+        else if (strcmp(verb, "show") == 0)
+            rc = jobs_get(c, id, NULL, true, &out);
+        else if (strcmp(verb, "retry") == 0)
+            rc = jobs_retry(c, id);
+        else
+            rc = jobs_cancel(c, id);
+        db_release(c);
+    }
+    db_close(db);
+    if (rc == LOCI_ENOTFOUND) {
+        fprintf(stderr, "loci: no job '%s'\n", id ? id : "");
+        return 1;
+    }
+    if (rc == LOCI_ECONFLICT) {
+        fprintf(stderr, "loci: job '%s' cannot be %s in its current state\n", id,
+                strcmp(verb, "retry") == 0 ? "retried" : "cancelled");
+        return 1;
+    }
+    if (rc) {
+        fprintf(stderr, "loci: %s\n", loci_err_message(rc));
+        return 1;
+    }
+    if (out)
+        return print_json(out);
+    printf("%s %s\n",
+           verb == NULL                 ? ""
+           : strcmp(verb, "retry") == 0 ? "requeued"
+                                        : "cancelled",
+           id);
+    return 0;
+}
+
+static int cmd_serve(struct config *cfg, struct cli *cli)
+{
+    (void)cli;
     /* Block the stop signals in every thread; main waits for them below. */
     sigset_t stop;
     sigemptyset(&stop);
@@ -212,6 +360,28 @@ static int cmd_serve(struct config *cfg)
     int rc = open_and_migrate(cfg, &app.db);
     if (rc)
         return rc;
+    char err[512];
+    app.jobs = jobs_new(app.db, &(struct jobs_opts){
+                                    .workers = cfg->jobs_workers,
+                                    .lease_ms = cfg->jobs_lease_ms,
+                                    .poll_ms = cfg->jobs_poll_ms,
+                                    .backoff_base_ms = cfg->jobs_backoff_base_ms,
+                                    .backoff_cap_ms = cfg->jobs_backoff_cap_ms,
+                                    .run_scheduler = true,
+                                });
+    if (register_jobs(app.jobs, cfg, err, sizeof(err)) != LOCI_OK) {
+        fprintf(stderr, "loci: %s\n", err);
+        jobs_free(app.jobs);
+        db_close(app.db);
+        return EXIT_USAGE;
+    }
+    rc = jobs_start(app.jobs);
+    if (rc != LOCI_OK) {
+        log_error(NULL, "cannot start the job workers: %s", loci_err_message(rc));
+        jobs_free(app.jobs);
+        db_close(app.db);
+        return 1;
+    }
     api_metrics_init(&app);
 
     struct http_server_opts opts = {
@@ -222,9 +392,10 @@ static int cmd_serve(struct config *cfg)
         .app = &app,
     };
     struct http_server *srv = NULL;
-    char err[512];
     if (http_server_start(&opts, &srv, err, sizeof(err))) {
         log_error(NULL, "%s", err);
+        jobs_stop(app.jobs, 0);
+        jobs_free(app.jobs);
         db_close(app.db);
         return 1;
     }
@@ -245,15 +416,24 @@ static int cmd_serve(struct config *cfg)
                                   LF_INT("in_flight", http_server_in_flight(srv)),
                                   LF_INT("deadline_ms", cfg->shutdown_timeout_ms)},
              3);
+    int64_t t0 = clock_mono_ns();
     int left = http_server_stop(srv, cfg->shutdown_timeout_ms);
-    db_close(app.db);
-    log_line(NULL, LOG_INFO, "stopped", (struct log_field[]){LF_INT("abandoned_requests", left)},
-             1);
+    int spent_ms = (int)((clock_mono_ns() - t0) / 1000000);
+    int budget = cfg->shutdown_timeout_ms > spent_ms ? cfg->shutdown_timeout_ms - spent_ms : 0;
+    int released = jobs_stop(app.jobs, budget);
+    jobs_free(app.jobs);
+    if (released == 0)
+        db_close(app.db); /* else a stuck handler may still hold a connection */
+    log_line(
+        NULL, LOG_INFO, "stopped",
+        (struct log_field[]){LF_INT("abandoned_requests", left), LF_INT("released_jobs", released)},
+        2);
     return 0;
 }
 
-static int cmd_config(struct config *cfg)
+static int cmd_config(struct config *cfg, struct cli *cli)
 {
+    (void)cli;
     struct buf b;
     buf_init(&b, 1 << 20);
     config_print(cfg, &b);
@@ -262,8 +442,9 @@ static int cmd_config(struct config *cfg)
     return 0;
 }
 
-static int cmd_routes(struct config *cfg)
+static int cmd_routes(struct config *cfg, struct cli *cli)
 {
+    (void)cli;
     (void)cfg;
     json_t *arr = json_array();
     for (size_t i = 0; i < api_n_routes; i++) {
@@ -281,8 +462,9 @@ static int cmd_routes(struct config *cfg)
     return 0;
 }
 
-static int cmd_version(struct config *cfg)
+static int cmd_version(struct config *cfg, struct cli *cli)
 {
+    (void)cli;
     (void)cfg;
     printf("loci %s (%s)\n", LOCI_VERSION, LOCI_COMMIT);
     return 0;
@@ -313,15 +495,17 @@ int main(int argc, char **argv)
     }
     struct config cfg;
     config_init(&cfg);
+    struct cli cli;
+    memset(&cli, 0, sizeof(cli));
     int rc = 0;
     if (cmd->needs_config)
-        rc = load_config(&cfg, argc - 2, argv + 2);
+        rc = load_config(cmd, &cfg, &cli, argc - 2, argv + 2);
     else if (argc > 2) {
         fprintf(stderr, "loci: '%s' takes no arguments\n", cmd->name);
         rc = EXIT_USAGE;
     }
     if (rc == 0)
-        rc = cmd->run(&cfg);
+        rc = cmd->run(&cfg, &cli);
     config_release(&cfg);
     metrics_shutdown();
     return rc;

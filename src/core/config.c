@@ -41,7 +41,7 @@ static const struct key_def keys[] = {
     {"http_threads", KT_INT, OFF(http_threads), 0, 256, "0", false,
      "HTTP worker threads; 0 = one per core"},
     {"db_pool_size", KT_INT, OFF(db_pool_size), 0, 512, "0", false,
-     "database connections; 0 = http_threads + 4"},
+     "database connections; 0 = http_threads + jobs_workers + 4"},
     {"shutdown_timeout_ms", KT_INT, OFF(shutdown_timeout_ms), 0, 600000, "10000", false,
      "how long in-flight requests may finish after SIGTERM"},
     {"connection_timeout_s", KT_INT, OFF(connection_timeout_s), 1, 3600, "60", false,
@@ -56,6 +56,20 @@ static const struct key_def keys[] = {
     {"tls_key", KT_STR, OFF(tls_key), 0, 4096, "", true, "PEM private key file for tls_cert"},
     {"web_dir", KT_STR, OFF(web_dir), 0, 4096, "web/dist", false,
      "directory of the built web UI, served at /"},
+    {"jobs_workers", KT_INT, OFF(jobs_workers), 0, 64, "2", false,
+     "job worker threads in this process; 0 = enqueue only"},
+    {"jobs_lease_ms", KT_INT, OFF(jobs_lease_ms), 1000, 3600000, "30000", false,
+     "job lease (visibility timeout); heartbeats renew it while a job runs"},
+    {"jobs_poll_ms", KT_INT, OFF(jobs_poll_ms), 10, 60000, "500", false,
+     "how often idle workers look for due jobs (new jobs wake them at once)"},
+    {"jobs_backoff_base_ms", KT_INT, OFF(jobs_backoff_base_ms), 1, 3600000, "1000", false,
+     "retry n waits random(0, min(cap, base * 2^(n-1)))"},
+    {"jobs_backoff_cap_ms", KT_INT, OFF(jobs_backoff_cap_ms), 1, 86400000, "3600000", false,
+     "upper bound of a retry delay"},
+    {"jobs_retention_days", KT_INT, OFF(jobs_retention_days), 1, 3650, "14", false,
+     "finished jobs older than this are purged daily"},
+    {"schedules", KT_STR, OFF(schedules), 0, 4096, "", false,
+     "cron overrides: 'name=MIN HOUR DOM MON DOW;name2=off' (UTC)"},
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -329,7 +343,7 @@ int config_finish(struct config *c, char *err, size_t err_n)
         c->http_threads = n > 0 ? (int)(n > 64 ? 64 : n) : 2;
     }
     if (c->db_pool_size == 0)
-        c->db_pool_size = c->http_threads + 4;
+        c->db_pool_size = c->http_threads + c->jobs_workers + 4;
     if ((c->tls_cert[0] == '\0') != (c->tls_key[0] == '\0')) {
         snprintf(err, err_n,
                  "invalid TLS configuration: tls_cert (LOCI_TLS_CERT) and tls_key (LOCI_TLS_KEY) "

@@ -40,7 +40,14 @@ struct config {
     char *tls_cert;
     char *tls_key;
     char *web_dir;
-    char *config_file;                           /* the file that was read, or "" */
+    int jobs_workers;
+    int jobs_lease_ms;
+    int jobs_poll_ms;
+    int jobs_backoff_base_ms;
+    int jobs_backoff_cap_ms;
+    int jobs_retention_days;
+    char *schedules;   /* "name=cron;name2=off" overrides of built-in schedules */
+    char *config_file; /* the file that was read, or "" */
     enum config_source sources[CONFIG_MAX_KEYS]; /* per key, by table index */
 };
 

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/random.h>
 
 void ids_random(void *p, size_t n)
@@ -46,6 +47,21 @@ void ids_random_hex(char *out, size_t n_bytes)
     out[o] = '\0';
 }
 
+/* Random bits for ids come from a per-thread pool refilled from the kernel,
+ * so an id costs a syscall only every 16 ids (ids are on the request path). */
+static _Thread_local unsigned char pool[256];
+static _Thread_local size_t pool_left;
+
+static void pooled_random(unsigned char *out, size_t n)
+{
+    if (pool_left < n) {
+        ids_random(pool, sizeof(pool));
+        pool_left = sizeof(pool);
+    }
+    memcpy(out, pool + sizeof(pool) - pool_left, n);
+    pool_left -= n;
+}
+
 /* Per-thread state so that two ids from one thread in one ms still sort. */
 static _Thread_local int64_t last_ms;
 static _Thread_local uint16_t seq;
@@ -53,7 +69,7 @@ static _Thread_local uint16_t seq;
 void ids_uuid7(char out[UUID_STR_LEN])
 {
     unsigned char b[16];
-    ids_random(b, sizeof(b));
+    pooled_random(b, sizeof(b));
     int64_t ms = clock_now_ms();
     if (ms <= last_ms) {
         ms = last_ms;

@@ -240,6 +240,20 @@ void metrics_add_collector(metrics_collect_fn fn, void *arg)
     pthread_mutex_unlock(&registry_mu);
 }
 
+void metrics_remove_collector(metrics_collect_fn fn, void *arg)
+{
+    pthread_mutex_lock(&registry_mu);
+    for (struct collector **pp = &collectors; *pp; pp = &(*pp)->next) {
+        if ((*pp)->fn == fn && (*pp)->arg == arg) {
+            struct collector *dead = *pp;
+            *pp = dead->next;
+            xfree(dead);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&registry_mu);
+}
+
 static int put_escaped(struct buf *out, const char *v, int for_help)
 {
     int rc = 0;
@@ -329,14 +343,14 @@ static int render_family(struct buf *out, struct metric_family *f)
 
 int metrics_render(struct buf *out)
 {
+    /* Collectors run under the registry lock so none is removed mid-call;
+     * they only touch series, which take their own family locks. */
     pthread_mutex_lock(&registry_mu);
-    struct collector *cs = collectors;
+    for (struct collector *c = collectors; c; c = c->next)
+        c->fn(c->arg);
     struct metric_family *fs = families;
     pthread_mutex_unlock(&registry_mu);
-    /* Collectors and families are only ever prepended/appended, never
-     * removed before shutdown, so walking the snapshot is safe. */
-    for (struct collector *c = cs; c; c = c->next)
-        c->fn(c->arg);
+    /* Families are only appended, never removed before shutdown. */
     int rc = 0;
     for (struct metric_family *f = fs; f && !rc; f = f->next)
         rc = render_family(out, f);

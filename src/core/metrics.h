@@ -41,6 +41,8 @@ unsigned long long metrics_count(struct metric_series *s); /* histograms; tests 
  * read rather than pushed (memory, fds, queue depth). */
 typedef void (*metrics_collect_fn)(void *arg);
 void metrics_add_collector(metrics_collect_fn fn, void *arg);
+/* Remove a collector added with the same fn and arg (before arg dies). */
+void metrics_remove_collector(metrics_collect_fn fn, void *arg);
 
 /* Append the whole registry in the text exposition format. */
 int metrics_render(struct buf *out);

@@ -464,6 +464,15 @@ int db_xact_lock(struct db_conn *c, int64_t key)
     return c->db->ops->xact_lock(c, key);
 }
 
+int db_try_session_lock(struct db_conn *c, int64_t key, bool *out_locked)
+{
+    *out_locked = false;
+    int rc = c->db->ops->try_session_lock(c, key, out_locked);
+    if (rc == LOCI_EUNAVAILABLE)
+        c->is_broken = true;
+    return rc;
+}
+
 int db_tx(struct db *db, db_tx_fn fn, void *arg)
 {
     int rc = LOCI_EAGAIN;

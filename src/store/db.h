@@ -6,6 +6,10 @@
  * column getters (0-based). Where the dialects differ, the difference lives
  * in the backend file (store_sqlite.c, store_pg.c), never in callers.
  *
+ * Row locks: write `FOR UPDATE SKIP LOCKED` (exactly so) in a subquery that
+ * claims rows; PostgreSQL honours it and SQLite, whose write transactions are
+ * already exclusive, drops it.
+ *
  * Threads: struct db is safe from any thread. A struct db_conn belongs to
  * the thread that acquired it until db_release(); its statements too.
  *
@@ -96,6 +100,11 @@ int db_tx(struct db *db, db_tx_fn fn, void *arg);
 /* Serialise transactions on key until this transaction ends
  * (PostgreSQL: pg_advisory_xact_lock; SQLite: writers are already serial). */
 int db_xact_lock(struct db_conn *c, int64_t key);
+
+/* Try to take a session-level lock on key for as long as c lives
+ * (PostgreSQL: pg_try_advisory_lock; SQLite: always granted, one process).
+ * Keep c out of the pool while holding it. Re-taking a held lock succeeds. */
+int db_try_session_lock(struct db_conn *c, int64_t key, bool *out_locked);
 
 /* Round trip "SELECT 1"; writes the latency in milliseconds. */
 int db_ping(struct db *db, double *out_ms);

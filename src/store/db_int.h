@@ -61,6 +61,7 @@ struct db_ops {
     int (*exec)(struct db_conn *c, const char *sql);
     const char *begin_sql;
     int (*xact_lock)(struct db_conn *c, int64_t key);
+    int (*try_session_lock)(struct db_conn *c, int64_t key, bool *out_locked);
 };
 
 extern const struct db_ops db__sqlite_ops;

@@ -333,6 +333,20 @@ static int pg_xact_lock(struct db_conn *c, int64_t key)
     return rc;
 }
 
+static int pg_try_session_lock(struct db_conn *c, int64_t key, bool *out_locked)
+{
+    char k[32];
+    snprintf(k, sizeof(k), "%lld", (long long)key);
+    const char *vals[] = {k};
+    PGresult *r = PQexecParams(PC(c)->pg, "SELECT pg_try_advisory_lock($1::bigint)", 1, NULL, vals,
+                               NULL, NULL, 0);
+    int rc = map_result(c, r);
+    if (rc == LOCI_OK)
+        *out_locked = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    return rc;
+}
+
 const struct db_ops db__pg_ops = {
     .name = "postgres",
     .connect = pg_connect,
@@ -350,4 +364,5 @@ const struct db_ops db__pg_ops = {
     .exec = pg_exec,
     .begin_sql = "BEGIN",
     .xact_lock = pg_xact_lock,
+    .try_session_lock = pg_try_session_lock,
 };

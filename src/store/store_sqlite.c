@@ -78,10 +78,27 @@ static void sq_disconnect(struct db_conn *c)
     c->be = NULL;
 }
 
+/* Row-lock clauses mean nothing to SQLite, where a write transaction is
+ * already the only writer: drop them so one statement text serves both. */
+static const char *strip_row_locks(const char *sql, struct buf *tmp)
+{
+    static const char clause[] = " FOR UPDATE SKIP LOCKED";
+    const char *hit = strstr(sql, clause);
+    if (!hit)
+        return sql;
+    buf_append(tmp, sql, (size_t)(hit - sql));
+    buf_append_str(tmp, hit + sizeof(clause) - 1);
+    return buf_cstr(tmp);
+}
+
 static int sq_prepare(struct db_conn *c, struct db_stmt *st)
 {
     sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v3(SQ(c), st->sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL);
+    struct buf tmp;
+    buf_init(&tmp, 1 << 20);
+    int rc = sqlite3_prepare_v3(SQ(c), strip_row_locks(st->sql, &tmp), -1,
+                                SQLITE_PREPARE_PERSISTENT, &s, NULL);
+    buf_release(&tmp);
     if (rc != SQLITE_OK)
         return map_rc(c, rc);
     st->be = s;
@@ -202,6 +219,14 @@ static int sq_xact_lock(struct db_conn *c, int64_t key)
     return LOCI_OK;
 }
 
+static int sq_try_session_lock(struct db_conn *c, int64_t key, bool *out_locked)
+{
+    (void)c;
+    (void)key;
+    *out_locked = true; /* one process owns an SQLite database */
+    return LOCI_OK;
+}
+
 const struct db_ops db__sqlite_ops = {
     .name = "sqlite",
     .connect = sq_connect,
@@ -219,4 +244,5 @@ const struct db_ops db__sqlite_ops = {
     .exec = sq_exec,
     .begin_sql = "BEGIN IMMEDIATE",
     .xact_lock = sq_xact_lock,
+    .try_session_lock = sq_try_session_lock,
 };

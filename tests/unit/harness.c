@@ -114,8 +114,9 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     snprintf(tmp_root, sizeof(tmp_root), "/tmp/loci-unit-%d", (int)getpid());
     const char *only = argc > 1 ? argv[1] : NULL;
-    int passed = 0, failed = 0;
-    for (int i = 0; i < n_cases; i++) {
+    /* volatile: these live across longjmp from a failed CHECK */
+    volatile int passed = 0, failed = 0;
+    for (volatile int i = 0; i < n_cases; i++) {
         if (only && strcmp(only, cases[i].name) != 0)
             continue;
         if (setjmp(on_fail) == 0) {
