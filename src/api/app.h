@@ -13,15 +13,35 @@
 
 #include <stdint.h>
 
+/* Rate classes of the route table (guard.c applies them). */
+enum api_rate_class {
+    RATE_API = 0, /* per user, or per IP when anonymous */
+    RATE_AUTH,    /* per client IP: sign-up, login, tokens */
+    RATE_NONE,    /* health, metrics */
+};
+
+struct auth_keys;
+struct ratelimit;
+
 struct app {
     const struct config *cfg;
     struct db *db;
-    struct jobs *jobs;  /* wake workers after enqueueing */
+    struct jobs *jobs; /* wake workers after enqueueing */
+    struct auth_keys *keys;
+    struct ratelimit *limits;
+    bool is_mail_on;    /* smtp_url set: verification required, mail jobs run */
     int64_t started_ms; /* wall clock at start */
     int64_t started_mono_ns;
     struct metric_series *m_rss; /* refreshed at each scrape */
     struct metric_series *m_fds;
 };
+
+/* The `before` hook: client IP, authentication, roles, scopes, rate
+ * limits, by the matched route's flags and rate class. */
+int api_guard(struct http_req *req);
+
+/* Register the account job types (mail, token purge) and their schedules. */
+int api_auth_register_jobs(struct app *app, char *err, size_t err_n);
 
 /* The production route table. */
 extern const struct http_route api_routes[];

@@ -81,6 +81,7 @@ struct http_req {
     char request_id[130];
     char trace_id[33];
     char client_ip[INET6_ADDRSTRLEN];
+    void *principal;
     struct log_ctx log;
     int64_t t0;
     int status; /* 0 until a reply is made */
@@ -265,6 +266,36 @@ const char *http_query(struct http_req *req, const char *name)
 const char *http_header(struct http_req *req, const char *name)
 {
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const struct http_route *http_route(struct http_req *req)
+{
+    return req->route;
+}
+
+void http_set_principal(struct http_req *req, void *principal)
+{
+    req->principal = principal;
+}
+
+void *http_principal(struct http_req *req)
+{
+    return req->principal;
+}
+
+void http_set_log_user(struct http_req *req, const char *user_id)
+{
+    req->log.user_id = arena_strdup(&req->arena, user_id);
+}
+
+void http_set_client_ip(struct http_req *req, const char *ip)
+{
+    snprintf(req->client_ip, sizeof(req->client_ip), "%s", ip);
+}
+
+const char *http_cookie(struct http_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, name);
 }
 
 json_t *http_json(struct http_req *req)
@@ -592,7 +623,9 @@ static void dispatch(struct http_req *req)
         return;
     if (req->resp)
         return;
-    int rc = req->route->handler(req);
+    int rc = o->before ? o->before(req) : LOCI_OK;
+    if (rc == LOCI_OK && !req->resp)
+        rc = req->route->handler(req);
     if (!req->resp) {
         if (rc == LOCI_OK) {
             log_error(&req->log, "handler returned without a reply");

@@ -40,6 +40,8 @@ enum http_method {
 enum http_route_flags {
     HTTP_R_JSON_BODY = 1 << 0, /* body must be JSON (415 otherwise), parsed before the handler */
     HTTP_R_NO_LOG = 1 << 1,    /* no access log line (e.g. /metrics scraped every few s) */
+    HTTP_R_AUTH = 1 << 2,      /* a signed-in user (access token or API key) */
+    HTTP_R_ADMIN = 1 << 3,     /* ... with the admin role (implies HTTP_R_AUTH) */
 };
 
 /* A handler replies through the http_reply_* functions and returns 0, or
@@ -54,6 +56,7 @@ struct http_route {
     long long body_limit;             /* bytes; 0 = config max_body_bytes */
     const struct json_schema *schema; /* validated when HTTP_R_JSON_BODY; NULL = any JSON */
     const char *summary;              /* one line, for docs and errors */
+    int rate_class;                   /* interpreted by the `before` hook; 0 = default */
 };
 
 struct http_server_opts {
@@ -63,6 +66,10 @@ struct http_server_opts {
     /* Called for GET/HEAD requests that match no route (static files);
      * returns LOCI_ENOTFOUND to fall through to the JSON 404. May be NULL. */
     http_handler_fn fallback;
+    /* Runs after routing and body checks, before every route's handler
+     * (authentication, authorisation, rate limits). Replying or returning
+     * an error stops the request there. May be NULL. */
+    http_handler_fn before;
     void *app; /* handed to handlers by http_app() */
 };
 
@@ -94,6 +101,19 @@ const char *http_param(struct http_req *req, const char *name);
 const char *http_query(struct http_req *req, const char *name);
 /* A request header (case-insensitive name), NULL when absent. */
 const char *http_header(struct http_req *req, const char *name);
+/* The route matched (NULL for fallbacks). */
+const struct http_route *http_route(struct http_req *req);
+/* What the `before` hook learnt about the caller (arena memory), for
+ * handlers; NULL when anonymous. */
+void http_set_principal(struct http_req *req, void *principal);
+void *http_principal(struct http_req *req);
+/* Put the caller's user id in every log line of this request. */
+void http_set_log_user(struct http_req *req, const char *user_id);
+/* Replace the peer address (after X-Forwarded-For from a trusted proxy). */
+void http_set_client_ip(struct http_req *req, const char *ip);
+/* Value of cookie `name` from the Cookie header, NULL when absent. */
+const char *http_cookie(struct http_req *req, const char *name);
+
 /* The parsed JSON body of a HTTP_R_JSON_BODY route (borrowed). */
 json_t *http_json(struct http_req *req);
 /* The raw body bytes (borrowed; NUL-terminated). */

@@ -5,13 +5,77 @@
 #include "api/app.h"
 #include "api/routes_int.h"
 
+#define ROUTE(m, p, h, fl, rc, sc, sum)                                                            \
+    {                                                                                              \
+        .method = (m), .path = (p), .handler = (h), .flags = (fl), .rate_class = (rc),             \
+        .schema = (sc), .summary = (sum)                                                           \
+    }
+
+#define JSON  HTTP_R_JSON_BODY
+#define AUTH  HTTP_R_AUTH
+#define ADMIN (HTTP_R_AUTH | HTTP_R_ADMIN)
+
 const struct http_route api_routes[] = {
-    {HTTP_GET, "/health", api_health, 0, 0, NULL, "liveness"},
-    {HTTP_GET, "/health/detailed", api_health_detailed, 0, 0, NULL,
-     "database, schema and uptime; 503 when the database is down"},
-    {HTTP_GET, "/metrics", api_metrics, HTTP_R_NO_LOG, 0, NULL, "Prometheus metrics"},
-    {HTTP_GET, "/api/v1/version", api_version, 0, 0, NULL, "server name and version"},
-    {HTTP_GET, "/api/v1/openapi.json", api_openapi, 0, 0, NULL, "this API's OpenAPI document"},
+    /* operations */
+    ROUTE(HTTP_GET, "/health", api_health, 0, RATE_NONE, NULL, "liveness"),
+    ROUTE(HTTP_GET, "/health/detailed", api_health_detailed, 0, RATE_NONE, NULL,
+          "database, schema and uptime; 503 when the database is down"),
+    ROUTE(HTTP_GET, "/metrics", api_metrics, HTTP_R_NO_LOG, RATE_NONE, NULL, "Prometheus metrics"),
+    ROUTE(HTTP_GET, "/api/v1/version", api_version, 0, RATE_API, NULL, "server name and version"),
+    ROUTE(HTTP_GET, "/api/v1/openapi.json", api_openapi, 0, RATE_API, NULL,
+          "this API's OpenAPI document"),
+
+    /* accounts */
+    ROUTE(HTTP_GET, "/api/v1/auth/options", api_auth_options, 0, RATE_AUTH, NULL,
+          "whether mail verification is on and the first admin still to be set up"),
+    ROUTE(HTTP_POST, "/api/v1/auth/signup", api_auth_signup, JSON, RATE_AUTH, &api_signup_schema,
+          "create an account"),
+    ROUTE(HTTP_POST, "/api/v1/auth/login", api_auth_login, JSON, RATE_AUTH, &api_login_schema,
+          "exchange email and password for tokens"),
+    ROUTE(HTTP_POST, "/api/v1/auth/refresh", api_auth_refresh, JSON, RATE_AUTH, &api_refresh_schema,
+          "rotate the refresh token, get a new access token"),
+    ROUTE(HTTP_POST, "/api/v1/auth/logout", api_auth_logout, JSON, RATE_AUTH, &api_refresh_schema,
+          "end this session"),
+    ROUTE(HTTP_POST, "/api/v1/auth/logout-all", api_auth_logout_all, JSON | AUTH, RATE_AUTH,
+          &api_empty_schema, "end every session of the signed-in user"),
+    ROUTE(HTTP_POST, "/api/v1/auth/verify-email", api_auth_verify_email, JSON, RATE_AUTH,
+          &api_token_schema, "confirm an email address with the mailed token"),
+    ROUTE(HTTP_POST, "/api/v1/auth/password/forgot", api_auth_forgot, JSON, RATE_AUTH,
+          &api_forgot_schema, "mail a password reset link"),
+    ROUTE(HTTP_POST, "/api/v1/auth/password/reset", api_auth_reset, JSON, RATE_AUTH,
+          &api_reset_schema, "set a new password with the mailed token"),
+    ROUTE(HTTP_POST, "/api/v1/auth/setup", api_auth_setup, JSON, RATE_AUTH, &api_setup_schema,
+          "create the first admin with the one-time setup token"),
+
+    /* the signed-in user */
+    ROUTE(HTTP_GET, "/api/v1/me", api_me_get, AUTH, RATE_API, NULL, "the signed-in user"),
+    ROUTE(HTTP_PATCH, "/api/v1/me", api_me_patch, JSON | AUTH, RATE_API, &api_me_patch_schema,
+          "change the display name"),
+    ROUTE(HTTP_POST, "/api/v1/me/password", api_me_password, JSON | AUTH, RATE_AUTH,
+          &api_password_schema, "change the password (ends every other session)"),
+    ROUTE(HTTP_GET, "/api/v1/me/sessions", api_me_sessions, AUTH, RATE_API, NULL, "open sessions"),
+    ROUTE(HTTP_DELETE, "/api/v1/me/sessions/:id", api_me_session_delete, AUTH, RATE_API, NULL,
+          "end one session"),
+    ROUTE(HTTP_GET, "/api/v1/me/api-keys", api_me_keys, AUTH, RATE_API, NULL, "API keys"),
+    ROUTE(HTTP_POST, "/api/v1/me/api-keys", api_me_key_create, JSON | AUTH, RATE_API,
+          &api_key_schema, "create an API key (shown once)"),
+    ROUTE(HTTP_DELETE, "/api/v1/me/api-keys/:id", api_me_key_delete, AUTH, RATE_API, NULL,
+          "revoke an API key"),
+
+    /* jobs */
+    ROUTE(HTTP_GET, "/api/v1/jobs/:id", api_job_get, AUTH, RATE_API, NULL, "one of your jobs"),
+
+    /* administration */
+    ROUTE(HTTP_GET, "/api/v1/admin/users", api_admin_users, ADMIN, RATE_API, NULL,
+          "users, by email prefix, paginated"),
+    ROUTE(HTTP_PATCH, "/api/v1/admin/users/:id", api_admin_user_patch, JSON | ADMIN, RATE_API,
+          &api_admin_user_schema, "change a user's role or disable them"),
+    ROUTE(HTTP_GET, "/api/v1/admin/jobs", api_admin_jobs, ADMIN, RATE_API, NULL,
+          "jobs by status and type"),
+    ROUTE(HTTP_POST, "/api/v1/admin/jobs/:id/retry", api_admin_job_retry, ADMIN, RATE_API, NULL,
+          "run a dead, cancelled or finished job again"),
+    ROUTE(HTTP_POST, "/api/v1/admin/jobs/:id/cancel", api_admin_job_cancel, ADMIN, RATE_API, NULL,
+          "cancel a queued or running job"),
 };
 
 const size_t api_n_routes = sizeof(api_routes) / sizeof(api_routes[0]);

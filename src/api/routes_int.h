@@ -1,15 +1,64 @@
 /*
- * routes_int.h - private to src/api: the handlers the route table names.
+ * routes_int.h - private to src/api: the handlers and body schemas the route
+ * table names, and helpers shared by handler files.
  */
 #ifndef LOCI_API_ROUTES_INT_H
 #define LOCI_API_ROUTES_INT_H
 
 #include "api/http.h"
+#include "auth/auth.h"
+#include "core/json.h"
 
+/* ops.c */
 int api_health(struct http_req *req);
 int api_health_detailed(struct http_req *req);
 int api_metrics(struct http_req *req);
 int api_version(struct http_req *req);
 int api_openapi(struct http_req *req);
+
+/* auth.c */
+int api_auth_options(struct http_req *req);
+int api_auth_signup(struct http_req *req);
+int api_auth_login(struct http_req *req);
+int api_auth_refresh(struct http_req *req);
+int api_auth_logout(struct http_req *req);
+int api_auth_logout_all(struct http_req *req);
+int api_auth_verify_email(struct http_req *req);
+int api_auth_forgot(struct http_req *req);
+int api_auth_reset(struct http_req *req);
+int api_auth_setup(struct http_req *req);
+extern const struct json_schema api_signup_schema, api_login_schema, api_refresh_schema,
+    api_empty_schema, api_token_schema, api_forgot_schema, api_reset_schema, api_setup_schema;
+
+/* me.c */
+int api_me_get(struct http_req *req);
+int api_me_patch(struct http_req *req);
+int api_me_password(struct http_req *req);
+int api_me_sessions(struct http_req *req);
+int api_me_session_delete(struct http_req *req);
+int api_me_keys(struct http_req *req);
+int api_me_key_create(struct http_req *req);
+int api_me_key_delete(struct http_req *req);
+extern const struct json_schema api_me_patch_schema, api_password_schema, api_key_schema;
+
+/* admin.c */
+int api_admin_users(struct http_req *req);
+int api_admin_user_patch(struct http_req *req);
+int api_job_get(struct http_req *req);
+int api_admin_jobs(struct http_req *req);
+int api_admin_job_retry(struct http_req *req);
+int api_admin_job_cancel(struct http_req *req);
+extern const struct json_schema api_admin_user_schema;
+
+/* guard.c: the caller as the `before` hook established it (NULL when
+ * anonymous). */
+const struct auth_principal *api_principal(struct http_req *req);
+
+/* Run fn in a transaction; map store errors. */
+struct db_conn;
+typedef int (*api_tx_fn)(struct db_conn *c, void *arg);
+int api_tx(struct http_req *req, api_tx_fn fn, void *arg);
+/* Append an audit event inside a transaction (data is stolen). */
+int api_event(struct db_conn *c, const char *user_id, const char *type, json_t *data);
 
 #endif

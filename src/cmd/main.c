@@ -18,7 +18,11 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "auth/auth.h"
+#include "events/events.h"
 #include "services/jobs/jobs.h"
+#include "services/mail/mail.h"
+#include "services/ratelimit/ratelimit.h"
 #include "store/db.h"
 #include "version.h"
 
@@ -27,6 +31,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #define EXIT_USAGE 2
@@ -69,6 +74,7 @@ static int cmd_config(struct config *cfg, struct cli *cli);
 static int cmd_routes(struct config *cfg, struct cli *cli);
 static int cmd_version(struct config *cfg, struct cli *cli);
 static int cmd_jobs(struct config *cfg, struct cli *cli);
+static int cmd_user(struct config *cfg, struct cli *cli);
 
 static const struct command commands[] = {
     {"serve", cmd_serve, true, 0, NULL, "", "run the HTTP server (migrates the database first)"},
@@ -77,6 +83,10 @@ static const struct command commands[] = {
     {"jobs", cmd_jobs, true, 2, "status,type,limit",
      "ls [--status S] [--type T] [--limit N] | show ID | retry ID | cancel ID",
      "list, inspect, retry and cancel background jobs"},
+    {"user", cmd_user, true, 3, "admin!,name",
+     "add EMAIL [--admin] [--name NAME] | set-role EMAIL user|admin | disable EMAIL | "
+     "enable EMAIL",
+     "manage accounts (add reads the password from standard input)"},
     {"routes", cmd_routes, false, 0, NULL, "", "print the API route table as JSON"},
     {"version", cmd_version, false, 0, NULL, "", "print the version"},
 };
@@ -106,19 +116,21 @@ static void command_help(const struct command *c)
     buf_release(&b);
 }
 
-static bool is_own_option(const struct command *cmd, const char *name)
+/* 0: not an option of cmd; 1: takes a value; 2: a switch ("name!"). */
+static int own_option(const struct command *cmd, const char *name)
 {
     if (!cmd->options)
-        return false;
+        return 0;
     size_t n = strlen(name);
     for (const char *p = cmd->options; *p;) {
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        if (len == n && strncmp(p, name, n) == 0)
-            return true;
+        bool is_switch = len > 0 && p[len - 1] == '!';
+        if ((is_switch ? len - 1 : len) == n && strncmp(p, name, n) == 0)
+            return is_switch ? 2 : 1;
         p += len + (comma ? 1 : 0);
     }
-    return false;
+    return 0;
 }
 
 /* Flags > env > file > defaults: collect flags first, then apply in order. */
@@ -161,6 +173,11 @@ static int load_config(const struct command *cmd, struct config *cfg, struct cli
         }
         memcpy(name, a + 2, n);
         name[n] = '\0';
+        if (!eq && own_option(cmd, name) == 2 && cli->n_opts < MAX_OPTS) {
+            snprintf(cli->opt_names[cli->n_opts], sizeof(cli->opt_names[0]), "%s", name);
+            cli->opt_values[cli->n_opts++] = "true";
+            continue;
+        }
         if (eq) {
             value = eq + 1;
         } else if (i + 1 < argc) {
@@ -171,7 +188,7 @@ static int load_config(const struct command *cmd, struct config *cfg, struct cli
         }
         if (strcmp(name, "config") == 0)
             continue;
-        if (is_own_option(cmd, name) && cli->n_opts < MAX_OPTS) {
+        if (own_option(cmd, name) && cli->n_opts < MAX_OPTS) {
             snprintf(cli->opt_names[cli->n_opts], sizeof(cli->opt_names[0]), "%s", name);
             cli->opt_values[cli->n_opts++] = value;
             continue;
@@ -253,11 +270,14 @@ static int cmd_migrate(struct config *cfg, struct cli *cli)
 }
 
 /* Every job type and schedule of the product; config overrides last. */
-static int register_jobs(struct jobs *js, const struct config *cfg, char *err, size_t err_n)
+static int register_jobs(struct app *app, char *err, size_t err_n)
 {
-    int rc = jobs_register_maintenance(js, cfg->jobs_retention_days, err, err_n);
+    const struct config *cfg = app->cfg;
+    int rc = jobs_register_maintenance(app->jobs, cfg->jobs_retention_days, err, err_n);
     if (rc == LOCI_OK)
-        rc = jobs_schedule_overrides(js, cfg->schedules, err, err_n);
+        rc = api_auth_register_jobs(app, err, err_n);
+    if (rc == LOCI_OK)
+        rc = jobs_schedule_overrides(app->jobs, cfg->schedules, err, err_n);
     return rc;
 }
 
@@ -342,6 +362,50 @@ static int cmd_jobs(struct config *cfg, struct cli *cli)
     return 0;
 }
 
+/* A fresh instance with no admin prints a one-time link (to stdout, never
+ * to the log) that creates the first admin within an hour. */
+static int offer_setup(struct app *app)
+{
+    struct db_conn *c = NULL;
+    int rc = db_acquire(app->db, &c);
+    if (rc)
+        return rc;
+    bool has_admin = true;
+    rc = auth_admin_exists(c, &has_admin);
+    char token[AUTH_TOKEN_LEN] = "";
+    if (rc == LOCI_OK && !has_admin) {
+        rc = db_begin(c);
+        if (rc == LOCI_OK)
+            rc = auth_token_create(c, NULL, "setup", 3600 * 1000, clock_now_ms(), token);
+        if (rc == LOCI_OK)
+            rc = db_commit(c);
+        else
+            db_rollback(c);
+    }
+    db_release(c);
+    if (rc == LOCI_OK && token[0]) {
+        printf("\nLoci has no administrator yet. Within the next hour, create the first one:\n"
+               "  open  %s/setup?token=%s\n"
+               "  or    curl -X POST %s/api/v1/auth/setup -H 'Content-Type: application/json' \\\n"
+               "          -d '{\"token\":\"%s\",\"email\":\"you@example.com\","
+               "\"password\":\"...\"}'\n"
+               "  or    loci user add you@example.com --admin\n\n",
+               app->cfg->public_url, token, app->cfg->public_url, token);
+        fflush(stdout);
+    }
+    memset(token, 0, sizeof(token));
+    return rc;
+}
+
+static void app_release(struct app *app, bool can_close_db)
+{
+    jobs_free(app->jobs);
+    rl_free(app->limits);
+    auth_keys_free(app->keys);
+    if (can_close_db)
+        db_close(app->db);
+}
+
 static int cmd_serve(struct config *cfg, struct cli *cli)
 {
     (void)cli;
@@ -357,10 +421,17 @@ static int cmd_serve(struct config *cfg, struct cli *cli)
     app.cfg = cfg;
     app.started_ms = clock_now_ms();
     app.started_mono_ns = clock_mono_ns();
+    app.is_mail_on = cfg->smtp_url[0] != '\0';
     int rc = open_and_migrate(cfg, &app.db);
     if (rc)
         return rc;
     char err[512];
+    if (auth_keys_load(cfg->data_dir, cfg->jwt_keys, &app.keys, err, sizeof(err))) {
+        fprintf(stderr, "loci: %s\n", err);
+        app_release(&app, true);
+        return EXIT_USAGE;
+    }
+    app.limits = rl_new_memory(200000);
     app.jobs = jobs_new(app.db, &(struct jobs_opts){
                                     .workers = cfg->jobs_workers,
                                     .lease_ms = cfg->jobs_lease_ms,
@@ -369,17 +440,15 @@ static int cmd_serve(struct config *cfg, struct cli *cli)
                                     .backoff_cap_ms = cfg->jobs_backoff_cap_ms,
                                     .run_scheduler = true,
                                 });
-    if (register_jobs(app.jobs, cfg, err, sizeof(err)) != LOCI_OK) {
+    if (register_jobs(&app, err, sizeof(err)) != LOCI_OK) {
         fprintf(stderr, "loci: %s\n", err);
-        jobs_free(app.jobs);
-        db_close(app.db);
+        app_release(&app, true);
         return EXIT_USAGE;
     }
     rc = jobs_start(app.jobs);
     if (rc != LOCI_OK) {
         log_error(NULL, "cannot start the job workers: %s", loci_err_message(rc));
-        jobs_free(app.jobs);
-        db_close(app.db);
+        app_release(&app, true);
         return 1;
     }
     api_metrics_init(&app);
@@ -389,25 +458,34 @@ static int cmd_serve(struct config *cfg, struct cli *cli)
         .routes = api_routes,
         .n_routes = api_n_routes,
         .fallback = api_static_serve,
+        .before = api_guard,
         .app = &app,
     };
     struct http_server *srv = NULL;
     if (http_server_start(&opts, &srv, err, sizeof(err))) {
         log_error(NULL, "%s", err);
         jobs_stop(app.jobs, 0);
-        jobs_free(app.jobs);
-        db_close(app.db);
+        app_release(&app, true);
         return 1;
     }
     char url[300];
     bool v6 = strchr(cfg->listen, ':') != NULL;
-    snprintf(url, sizeof(url), "%s://%s%s%s:%d", srv ? (cfg->tls_cert[0] ? "https" : "http") : "",
-             v6 ? "[" : "", cfg->listen, v6 ? "]" : "", http_server_port(srv));
+    snprintf(url, sizeof(url), "%s://%s%s%s:%d", cfg->tls_cert[0] ? "https" : "http", v6 ? "[" : "",
+             cfg->listen, v6 ? "]" : "", http_server_port(srv));
+    unsigned long long ops = 0;
+    size_t mem = 0;
+    auth_password_params(&ops, &mem);
     log_line(NULL, LOG_INFO, "listening",
-             (struct log_field[]){LF_STR("url", url), LF_STR("version", LOCI_VERSION),
-                                  LF_INT("http_threads", cfg->http_threads),
-                                  LF_STR("backend", db_backend_name(app.db))},
-             4);
+             (struct log_field[]){
+                 LF_STR("url", url), LF_STR("public_url", cfg->public_url),
+                 LF_STR("version", LOCI_VERSION), LF_INT("http_threads", cfg->http_threads),
+                 LF_INT("job_workers", cfg->jobs_workers),
+                 LF_STR("backend", db_backend_name(app.db)), LF_BOOL("mail", app.is_mail_on),
+                 LF_INT("argon2id_ops", (int64_t)ops),
+                 LF_INT("argon2id_mem_kib", (int64_t)(mem / 1024))},
+             9);
+    if (offer_setup(&app) != LOCI_OK)
+        log_warn(NULL, "cannot create the first-admin setup token");
 
     int sig = 0;
     sigwait(&stop, &sig);
@@ -421,13 +499,159 @@ static int cmd_serve(struct config *cfg, struct cli *cli)
     int spent_ms = (int)((clock_mono_ns() - t0) / 1000000);
     int budget = cfg->shutdown_timeout_ms > spent_ms ? cfg->shutdown_timeout_ms - spent_ms : 0;
     int released = jobs_stop(app.jobs, budget);
-    jobs_free(app.jobs);
-    if (released == 0)
-        db_close(app.db); /* else a stuck handler may still hold a connection */
+    /* A stuck handler may still hold a connection: then leave the db open. */
+    app_release(&app, released == 0);
     log_line(
         NULL, LOG_INFO, "stopped",
         (struct log_field[]){LF_INT("abandoned_requests", left), LF_INT("released_jobs", released)},
         2);
+    return 0;
+}
+
+/* ---- loci user ---- */
+
+static int read_password(const char *prompt, char *out, size_t n)
+{
+    bool tty = isatty(STDIN_FILENO);
+    struct termios old, quiet;
+    if (tty) {
+        fprintf(stderr, "%s", prompt);
+        tcgetattr(STDIN_FILENO, &old);
+        quiet = old;
+        quiet.c_lflag &= (tcflag_t)~ECHO;
+        tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+    }
+    bool ok = fgets(out, (int)n, stdin) != NULL;
+    if (tty) {
+        tcsetattr(STDIN_FILENO, TCSANOW, &old);
+        fprintf(stderr, "\n");
+    }
+    if (!ok)
+        return LOCI_EINVAL;
+    out[strcspn(out, "\r\n")] = '\0';
+    return LOCI_OK;
+}
+
+struct user_cmd {
+    const char *verb;
+    const char *email;
+    const char *arg; /* role */
+    const char *hash;
+    const char *name;
+    bool is_admin;
+    struct auth_user u;
+};
+
+static int tx_user_cmd(struct db_conn *c, void *arg)
+{
+    struct user_cmd *u = arg;
+    int rc;
+    if (strcmp(u->verb, "add") == 0) {
+        rc = auth_user_create(c, u->email, u->hash, u->is_admin ? "admin" : "user", u->name, true,
+                              &u->u);
+        if (rc == LOCI_OK)
+            rc = events_append(c, u->u.id, "user.signed_up",
+                               json_pack("{s:s, s:s}", "role", u->u.role, "via", "cli"), NULL);
+        return rc;
+    }
+    rc = auth_user_by_email(c, u->email, &u->u);
+    if (rc)
+        return rc;
+    json_t *data = NULL;
+    const char *type = NULL;
+    if (strcmp(u->verb, "set-role") == 0) {
+        rc = auth_user_set_role(c, u->u.id, u->arg);
+        data = json_pack("{s:s, s:s, s:s}", "from", u->u.role, "to", u->arg, "by", "cli");
+        type = "user.role_changed";
+    } else {
+        bool off = strcmp(u->verb, "disable") == 0;
+        int64_t n = 0;
+        rc = auth_user_set_disabled(c, u->u.id, off);
+        if (rc == LOCI_OK && off)
+            rc = auth_session_revoke_all(c, u->u.id, NULL, &n);
+        data = json_pack("{s:s, s:I}", "by", "cli", "sessions_revoked", (json_int_t)n);
+        type = off ? "user.disabled" : "user.enabled";
+    }
+    if (rc == LOCI_OK)
+        rc = events_append(c, u->u.id, type, data, NULL);
+    json_decref(data);
+    return rc;
+}
+
+static int cmd_user(struct config *cfg, struct cli *cli)
+{
+    const char *verb = cli->n_pos > 0 ? cli->pos[0] : "";
+    const char *email_in = cli->n_pos > 1 ? cli->pos[1] : NULL;
+    bool is_add = strcmp(verb, "add") == 0, is_role = strcmp(verb, "set-role") == 0;
+    bool is_toggle = strcmp(verb, "disable") == 0 || strcmp(verb, "enable") == 0;
+    if (!email_in || !(is_add || is_role || is_toggle) || (is_role != (cli->n_pos == 3)) ||
+        (!is_role && cli->n_pos != 2)) {
+        fprintf(stderr, "usage: loci user add EMAIL [--admin] [--name NAME] | set-role EMAIL "
+                        "user|admin | disable EMAIL | enable EMAIL\n");
+        return EXIT_USAGE;
+    }
+    struct user_cmd u = {.verb = verb, .arg = is_role ? cli->pos[2] : NULL};
+    char email[AUTH_EMAIL_MAX + 1];
+    if (auth_email_normalize(email_in, email)) {
+        fprintf(stderr, "loci: '%s' is not a valid email address\n", email_in);
+        return EXIT_USAGE;
+    }
+    u.email = email;
+    if (is_role && strcmp(u.arg, "user") != 0 && strcmp(u.arg, "admin") != 0) {
+        fprintf(stderr, "loci: the role must be 'user' or 'admin'\n");
+        return EXIT_USAGE;
+    }
+    char hash[AUTH_HASH_MAX] = "";
+    if (is_add) {
+        const char *admin = cli_opt(cli, "admin");
+        bool b = false;
+        if (admin && parse_bool(admin, &b)) {
+            fprintf(stderr, "loci: --admin takes true or false\n");
+            return EXIT_USAGE;
+        }
+        u.is_admin = b;
+        u.name = cli_opt(cli, "name") ? cli_opt(cli, "name") : "";
+        char pw[AUTH_PASSWORD_MAX * 4 + 2];
+        if (read_password("password: ", pw, sizeof(pw)) ||
+            auth_password_policy(pw, strlen(pw)) != LOCI_OK) {
+            fprintf(stderr,
+                    "loci: the password must be %d to %d characters (read from standard "
+                    "input)\n",
+                    AUTH_PASSWORD_MIN, AUTH_PASSWORD_MAX);
+            return EXIT_USAGE;
+        }
+        int hrc = auth_password_hash(pw, strlen(pw), hash);
+        memset(pw, 0, sizeof(pw));
+        if (hrc)
+            return 1;
+        u.hash = hash;
+    }
+    struct db *db = NULL;
+    int rc = open_and_migrate(cfg, &db);
+    if (rc)
+        return rc;
+    rc = db_tx(db, tx_user_cmd, &u);
+    db_close(db);
+    if (rc == LOCI_ECONFLICT) {
+        fprintf(stderr, "loci: a user with email '%s' already exists\n", email);
+        return 1;
+    }
+    if (rc == LOCI_ENOTFOUND) {
+        fprintf(stderr, "loci: no user with email '%s'\n", email);
+        return 1;
+    }
+    if (rc) {
+        fprintf(stderr, "loci: %s\n", loci_err_message(rc));
+        return 1;
+    }
+    printf("%s %s (%s)\n",
+           is_add    ? "created"
+           : is_role ? "updated"
+                     : verb,
+           email,
+           is_add    ? u.is_admin ? "admin" : "user"
+           : is_role ? u.arg
+                     : "");
     return 0;
 }
 
@@ -504,8 +728,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "loci: '%s' takes no arguments\n", cmd->name);
         rc = EXIT_USAGE;
     }
-    if (rc == 0)
+    if (rc == 0) {
+        mail_global_init();
         rc = cmd->run(&cfg, &cli);
+        mail_global_cleanup();
+    }
     config_release(&cfg);
     metrics_shutdown();
     return rc;

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum key_type { KT_INT, KT_I64, KT_STR, KT_LEVEL, KT_ADDR, KT_ORIGINS };
+enum key_type { KT_INT, KT_I64, KT_STR, KT_LEVEL, KT_ADDR, KT_ORIGINS, KT_BOOL, KT_ADDRS };
 
 struct key_def {
     const char *name; /* config file key; env is LOCI_ + upper(name); flag is --name with '-' */
@@ -70,9 +70,39 @@ static const struct key_def keys[] = {
      "finished jobs older than this are purged daily"},
     {"schedules", KT_STR, OFF(schedules), 0, 4096, "", false,
      "cron overrides: 'name=MIN HOUR DOM MON DOW;name2=off' (UTC)"},
+    {"public_url", KT_STR, OFF(public_url), 0, 2048, "", false,
+     "the URL users reach Loci at (links in mail, token issuer); default http://localhost:PORT"},
+    {"jwt_keys", KT_STR, OFF(jwt_keys), 0, 4096, "", true,
+     "'kid:hex64,...' access-token keys, first signs; default: generated in data_dir/jwt_keys"},
+    {"access_token_ttl_s", KT_INT, OFF(access_token_ttl_s), 60, 86400, "3600", false,
+     "lifetime of access tokens"},
+    {"refresh_idle_days", KT_INT, OFF(refresh_idle_days), 1, 365, "7", false,
+     "a session unused this long ends"},
+    {"refresh_absolute_days", KT_INT, OFF(refresh_absolute_days), 1, 3650, "30", false,
+     "a session ends this long after login, used or not"},
+    {"smtp_url", KT_STR, OFF(smtp_url), 0, 2048, "", false,
+     "smtp://host:port or smtps://host:port; empty = mail off (no verification needed)"},
+    {"smtp_user", KT_STR, OFF(smtp_user), 0, 256, "", false, "SMTP user name (empty = no AUTH)"},
+    {"smtp_password", KT_STR, OFF(smtp_password), 0, 256, "", true, "SMTP password"},
+    {"smtp_require_tls", KT_BOOL, OFF(smtp_require_tls), 0, 0, "false", false,
+     "smtp:// only: refuse to send unless STARTTLS succeeds"},
+    {"mail_from", KT_STR, OFF(mail_from), 3, 254, "loci@localhost", false, "sender address"},
+    {"trusted_proxies", KT_ADDRS, OFF(trusted_proxies), 0, 4096, "", false,
+     "comma-separated proxy IPs whose X-Forwarded-For is believed"},
+    {"rate_auth_per_min", KT_INT, OFF(rate_auth_per_min), 1, 100000, "30", false,
+     "auth requests per minute per client IP"},
+    {"rate_auth_burst", KT_INT, OFF(rate_auth_burst), 1, 100000, "10", false,
+     "auth requests allowed at once per client IP"},
+    {"rate_api_per_min", KT_INT, OFF(rate_api_per_min), 1, 1000000, "600", false,
+     "API requests per minute per user (per IP when anonymous)"},
+    {"rate_api_burst", KT_INT, OFF(rate_api_burst), 1, 1000000, "100", false,
+     "API requests allowed at once per user"},
+    {"login_free_failures", KT_INT, OFF(login_free_failures), 1, 100, "5", false,
+     "failed logins per account before back-off (1 s, doubling, max 15 min)"},
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
+_Static_assert(N_KEYS <= CONFIG_MAX_KEYS, "raise CONFIG_MAX_KEYS");
 
 static const char *const source_names[] = {"default", "file", "env", "flag"};
 
@@ -180,6 +210,38 @@ static int validate(const struct key_def *k, const char *value, long long *out_n
         }
         return strlen(value) > (size_t)k->max ? LOCI_EINVAL : LOCI_OK;
     }
+    case KT_BOOL: {
+        bool b;
+        *out_expect = "true or false";
+        if (parse_bool(value, &b))
+            return LOCI_EINVAL;
+        *out_num = b;
+        return LOCI_OK;
+    }
+    case KT_ADDRS: {
+        *out_expect = "comma-separated IP address literals";
+        char item[64];
+        const char *p = value;
+        while (*p) {
+            const char *c = strchr(p, ',');
+            size_t n = c ? (size_t)(c - p) : strlen(p);
+            while (n && *p == ' ') {
+                p++;
+                n--;
+            }
+            while (n && p[n - 1] == ' ')
+                n--;
+            unsigned char tmp[16];
+            if (n == 0 || n >= sizeof(item))
+                return LOCI_EINVAL;
+            memcpy(item, p, n);
+            item[n] = '\0';
+            if (inet_pton(AF_INET, item, tmp) != 1 && inet_pton(AF_INET6, item, tmp) != 1)
+                return LOCI_EINVAL;
+            p = c ? c + 1 : p + strlen(p);
+        }
+        return LOCI_OK;
+    }
     case KT_STR:
         *out_expect = "a string of acceptable length";
         return strlen(value) < (size_t)k->min || strlen(value) > (size_t)k->max ? LOCI_EINVAL
@@ -217,6 +279,9 @@ int config_set(struct config *c, const char *key, const char *value, enum config
     case KT_LEVEL:
         *(int *)((char *)c + k->offset) = (int)num;
         break;
+    case KT_BOOL:
+        *(bool *)((char *)c + k->offset) = num != 0;
+        break;
     case KT_I64:
         *(long long *)((char *)c + k->offset) = num;
         break;
@@ -244,7 +309,8 @@ void config_init(struct config *c)
 void config_release(struct config *c)
 {
     for (size_t i = 0; i < N_KEYS; i++) {
-        if (keys[i].type != KT_INT && keys[i].type != KT_I64 && keys[i].type != KT_LEVEL) {
+        if (keys[i].type != KT_INT && keys[i].type != KT_I64 && keys[i].type != KT_LEVEL &&
+            keys[i].type != KT_BOOL) {
             char **f = str_field(c, &keys[i]);
             xfree(*f);
             *f = NULL;
@@ -344,6 +410,32 @@ int config_finish(struct config *c, char *err, size_t err_n)
     }
     if (c->db_pool_size == 0)
         c->db_pool_size = c->http_threads + c->jobs_workers + 4;
+    if (c->public_url[0] == '\0') {
+        xfree(c->public_url);
+        size_t n = 64;
+        c->public_url = xmalloc(n);
+        snprintf(c->public_url, n, "%s://localhost:%d", c->tls_cert[0] ? "https" : "http", c->port);
+    } else {
+        size_t n = strlen(c->public_url);
+        while (n > 0 && c->public_url[n - 1] == '/')
+            c->public_url[--n] = '\0';
+        if (strncmp(c->public_url, "http://", 7) != 0 &&
+            strncmp(c->public_url, "https://", 8) != 0) {
+            snprintf(err, err_n,
+                     "invalid value '%s' for public_url (LOCI_PUBLIC_URL): expected an http:// or "
+                     "https:// URL",
+                     c->public_url);
+            return LOCI_EINVAL;
+        }
+    }
+    if (c->smtp_url[0] && strncmp(c->smtp_url, "smtp://", 7) != 0 &&
+        strncmp(c->smtp_url, "smtps://", 8) != 0) {
+        snprintf(err, err_n,
+                 "invalid value '%s' for smtp_url (LOCI_SMTP_URL): expected smtp://host:port or "
+                 "smtps://host:port",
+                 c->smtp_url);
+        return LOCI_EINVAL;
+    }
     if ((c->tls_cert[0] == '\0') != (c->tls_key[0] == '\0')) {
         snprintf(err, err_n,
                  "invalid TLS configuration: tls_cert (LOCI_TLS_CERT) and tls_key (LOCI_TLS_KEY) "
@@ -400,6 +492,8 @@ static int print_value(const struct config *c, const struct key_def *k, struct b
         return buf_printf(out, "%lld", *(const long long *)base);
     case KT_LEVEL:
         return buf_append_str(out, log_level_name((enum log_level) * (const int *)base));
+    case KT_BOOL:
+        return buf_append_str(out, *(const bool *)base ? "true" : "false");
     default: {
         const char *v = *(char *const *)base;
         if (strcmp(k->name, "database_url") == 0) {
@@ -438,6 +532,28 @@ int config_print_help(struct buf *out)
                          keys[i].help);
     }
     return rc ? LOCI_ETOOBIG : LOCI_OK;
+}
+
+bool config_is_trusted_proxy(const struct config *c, const char *ip)
+{
+    size_t n = strlen(ip);
+    const char *p = c->trusted_proxies;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        const char *s = p;
+        size_t sn = len;
+        while (sn && *s == ' ') {
+            s++;
+            sn--;
+        }
+        while (sn && s[sn - 1] == ' ')
+            sn--;
+        if (sn == n && memcmp(s, ip, n) == 0)
+            return true;
+        p = comma ? comma + 1 : p + len;
+    }
+    return false;
 }
 
 bool config_cors_allowed(const struct config *c, const char *origin, size_t n)

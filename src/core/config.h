@@ -46,8 +46,24 @@ struct config {
     int jobs_backoff_base_ms;
     int jobs_backoff_cap_ms;
     int jobs_retention_days;
-    char *schedules;   /* "name=cron;name2=off" overrides of built-in schedules */
-    char *config_file; /* the file that was read, or "" */
+    char *schedules;  /* "name=cron;name2=off" overrides of built-in schedules */
+    char *public_url; /* after config_finish(): never empty, no trailing slash */
+    char *jwt_keys;
+    int access_token_ttl_s;
+    int refresh_idle_days;
+    int refresh_absolute_days;
+    char *smtp_url; /* "" = mail off */
+    char *smtp_user;
+    char *smtp_password;
+    bool smtp_require_tls;
+    char *mail_from;
+    char *trusted_proxies; /* comma-separated IP literals */
+    int rate_auth_per_min;
+    int rate_auth_burst;
+    int rate_api_per_min;
+    int rate_api_burst;
+    int login_free_failures;
+    char *config_file;                           /* the file that was read, or "" */
     enum config_source sources[CONFIG_MAX_KEYS]; /* per key, by table index */
 };
 
@@ -78,6 +94,9 @@ int config_print_help(struct buf *out);
 
 /* Copy url with any password replaced by "****" into out. */
 void config_mask_url(const char *url, char *out, size_t n);
+
+/* True when ip (text) is one of trusted_proxies. */
+bool config_is_trusted_proxy(const struct config *c, const char *ip);
 
 /* True when origin is in the CORS allowlist. */
 bool config_cors_allowed(const struct config *c, const char *origin, size_t n);
