@@ -51,10 +51,10 @@ static const struct json_field echo_fields[] = {
 static const struct json_schema echo_schema = {echo_fields, 2, false};
 
 static const struct http_route routes[] = {
-    {HTTP_POST, "/echo", h_echo, HTTP_R_JSON_BODY, 256, &echo_schema, "echo"},
-    {HTTP_GET, "/items/:id", h_item, 0, 0, NULL, "item"},
-    {HTTP_DELETE, "/items/:id", h_conflict, 0, 0, NULL, "delete"},
-    {HTTP_PUT, "/named", h_field_error, 0, 0, NULL, "field error"},
+    {HTTP_POST, "/echo", h_echo, HTTP_R_JSON_BODY, 256, &echo_schema, "echo", 0},
+    {HTTP_GET, "/items/:id", h_item, 0, 0, NULL, "item", 0},
+    {HTTP_DELETE, "/items/:id", h_conflict, 0, 0, NULL, "delete", 0},
+    {HTTP_PUT, "/named", h_field_error, 0, 0, NULL, "field error", 0},
 };
 
 static struct http_server *srv;
@@ -74,7 +74,8 @@ static void start(void)
     if (config_finish(&cfg, err, sizeof(err)))
         harness_fail(__FILE__, __LINE__, "config: %s", err);
     log_set_level(LOG_ERROR);
-    struct http_server_opts o = {&cfg, routes, sizeof(routes) / sizeof(routes[0]), NULL, NULL};
+    struct http_server_opts o = {
+        .cfg = &cfg, .routes = routes, .n_routes = sizeof(routes) / sizeof(routes[0])};
     if (http_server_start(&o, &srv, err, sizeof(err)))
         harness_fail(__FILE__, __LINE__, "start: %s", err);
     port = http_server_port(srv);
