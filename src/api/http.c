@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -58,6 +59,14 @@ struct http_server {
     struct metric_family *m_requests;
     struct metric_family *m_duration;
     struct metric_series *m_in_flight;
+    /* The offload pool: runs HTTP_R_OFFLOAD handlers off the HTTP threads. */
+    pthread_mutex_t off_mu; /* guards off_head, off_tail, is_off_stopping */
+    pthread_cond_t off_cv;
+    struct http_req *off_head;
+    struct http_req *off_tail;
+    bool is_off_stopping;
+    int n_off_threads;
+    pthread_t *off_threads;
 };
 
 struct http_req {
@@ -90,6 +99,9 @@ struct http_req {
     int n_headers;
     size_t resp_bytes;
     bool is_queued;
+    bool is_offloaded;           /* handed to the offload pool, connection suspended */
+    atomic_bool is_offload_done; /* the pool ran the handler; reply on resume */
+    struct http_req *off_next;   /* offload queue link */
 };
 
 /* ------------------------------------------------------------------ */
@@ -580,6 +592,22 @@ static int parse_json_body(struct http_req *req)
     return LOCI_OK;
 }
 
+/* The `before` hook, then the route's handler; always leaves a reply. */
+static void run_handler(struct http_req *req)
+{
+    const struct http_server_opts *o = &req->srv->opts;
+    int rc = o->before ? o->before(req) : LOCI_OK;
+    if (rc == LOCI_OK && !req->resp)
+        rc = req->route->handler(req);
+    if (!req->resp) {
+        if (rc == LOCI_OK) {
+            log_error(&req->log, "handler returned without a reply");
+            rc = LOCI_EINTERNAL;
+        }
+        http_reply_error(req, rc, NULL, NULL);
+    }
+}
+
 static void dispatch(struct http_req *req)
 {
     const struct http_server_opts *o = &req->srv->opts;
@@ -623,16 +651,11 @@ static void dispatch(struct http_req *req)
         return;
     if (req->resp)
         return;
-    int rc = o->before ? o->before(req) : LOCI_OK;
-    if (rc == LOCI_OK && !req->resp)
-        rc = req->route->handler(req);
-    if (!req->resp) {
-        if (rc == LOCI_OK) {
-            log_error(&req->log, "handler returned without a reply");
-            rc = LOCI_EINTERNAL;
-        }
-        http_reply_error(req, rc, NULL, NULL);
+    if ((req->route->flags & HTTP_R_OFFLOAD) && req->srv->n_off_threads > 0) {
+        req->is_offloaded = true; /* on_access suspends and queues it */
+        return;
     }
+    run_handler(req);
 }
 
 static enum MHD_Result queue(struct http_req *req)
@@ -773,8 +796,48 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     }
     if (req->is_queued)
         return MHD_YES;
+    if (req->is_offloaded) {
+        if (!atomic_load(&req->is_offload_done))
+            return MHD_YES; /* spurious call while the pool works */
+        return queue(req);  /* resumed: the pool left the reply */
+    }
     dispatch(req);
+    if (req->is_offloaded) {
+        MHD_suspend_connection(conn);
+        pthread_mutex_lock(&srv->off_mu);
+        if (srv->off_tail)
+            srv->off_tail->off_next = req;
+        else
+            srv->off_head = req;
+        srv->off_tail = req;
+        pthread_cond_signal(&srv->off_cv);
+        pthread_mutex_unlock(&srv->off_mu);
+        return MHD_YES;
+    }
     return queue(req);
+}
+
+static void *offload_main(void *arg)
+{
+    struct http_server *srv = arg;
+    for (;;) {
+        pthread_mutex_lock(&srv->off_mu);
+        while (!srv->off_head && !srv->is_off_stopping)
+            pthread_cond_wait(&srv->off_cv, &srv->off_mu);
+        struct http_req *req = srv->off_head;
+        if (req) {
+            srv->off_head = req->off_next;
+            if (!srv->off_head)
+                srv->off_tail = NULL;
+        }
+        pthread_mutex_unlock(&srv->off_mu);
+        if (!req)
+            break; /* stopping and drained */
+        run_handler(req);
+        atomic_store(&req->is_offload_done, true);
+        MHD_resume_connection(req->conn);
+    }
+    return NULL;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -868,6 +931,8 @@ int http_server_start(const struct http_server_opts *opts, struct http_server **
     srv->opts = *opts;
     srv->cfg = cfg;
     atomic_init(&srv->in_flight, 0);
+    pthread_mutex_init(&srv->off_mu, NULL);
+    pthread_cond_init(&srv->off_cv, NULL);
     srv->m_requests =
         metrics_counter("http_requests_total", "HTTP requests answered", "method,route,status");
     srv->m_duration =
@@ -931,6 +996,10 @@ int http_server_start(const struct http_server_opts *opts, struct http_server **
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = di ? di->port : cfg->port;
+    srv->n_off_threads = cfg->http_threads;
+    srv->off_threads = xcalloc((size_t)srv->n_off_threads + 1, sizeof(pthread_t));
+    for (int i = 0; i < srv->n_off_threads; i++)
+        pthread_create(&srv->off_threads[i], NULL, offload_main, srv);
     *out = srv;
     return LOCI_OK;
 }
@@ -956,7 +1025,18 @@ int http_server_stop(struct http_server *srv, int timeout_ms)
     while (atomic_load(&srv->in_flight) > 0 && clock_mono_ns() < deadline)
         clock_sleep_ms(10);
     int left = atomic_load(&srv->in_flight);
+    /* Drain the offload pool: every suspended connection is resumed before
+     * the daemon stops (MHD requires it). */
+    pthread_mutex_lock(&srv->off_mu);
+    srv->is_off_stopping = true;
+    pthread_cond_broadcast(&srv->off_cv);
+    pthread_mutex_unlock(&srv->off_mu);
+    for (int i = 0; i < srv->n_off_threads; i++)
+        pthread_join(srv->off_threads[i], NULL);
+    xfree(srv->off_threads);
     MHD_stop_daemon(srv->daemon);
+    pthread_mutex_destroy(&srv->off_mu);
+    pthread_cond_destroy(&srv->off_cv);
     xfree(srv->tls_cert_pem);
     xfree(srv->tls_key_pem);
     xfree(srv);

@@ -42,6 +42,9 @@ enum http_route_flags {
     HTTP_R_NO_LOG = 1 << 1,    /* no access log line (e.g. /metrics scraped every few s) */
     HTTP_R_AUTH = 1 << 2,      /* a signed-in user (access token or API key) */
     HTTP_R_ADMIN = 1 << 3,     /* ... with the admin role (implies HTTP_R_AUTH) */
+    HTTP_R_OFFLOAD = 1 << 4,   /* CPU-heavy (password hashing): the `before` hook and the
+                                  handler run on the offload pool while the connection is
+                                  suspended, so HTTP threads stay free for other requests */
 };
 
 /* A handler replies through the http_reply_* functions and returns 0, or

@@ -12,6 +12,7 @@
     }
 
 #define JSON  HTTP_R_JSON_BODY
+#define SLOW  HTTP_R_OFFLOAD /* hashes a password: off the HTTP threads */
 #define AUTH  HTTP_R_AUTH
 #define ADMIN (HTTP_R_AUTH | HTTP_R_ADMIN)
 
@@ -28,10 +29,10 @@ const struct http_route api_routes[] = {
     /* accounts */
     ROUTE(HTTP_GET, "/api/v1/auth/options", api_auth_options, 0, RATE_AUTH, NULL,
           "whether mail verification is on and the first admin still to be set up"),
-    ROUTE(HTTP_POST, "/api/v1/auth/signup", api_auth_signup, JSON, RATE_AUTH, &api_signup_schema,
-          "create an account"),
-    ROUTE(HTTP_POST, "/api/v1/auth/login", api_auth_login, JSON, RATE_AUTH, &api_login_schema,
-          "exchange email and password for tokens"),
+    ROUTE(HTTP_POST, "/api/v1/auth/signup", api_auth_signup, JSON | SLOW, RATE_AUTH,
+          &api_signup_schema, "create an account"),
+    ROUTE(HTTP_POST, "/api/v1/auth/login", api_auth_login, JSON | SLOW, RATE_AUTH,
+          &api_login_schema, "exchange email and password for tokens"),
     ROUTE(HTTP_POST, "/api/v1/auth/refresh", api_auth_refresh, JSON, RATE_AUTH, &api_refresh_schema,
           "rotate the refresh token, get a new access token"),
     ROUTE(HTTP_POST, "/api/v1/auth/logout", api_auth_logout, JSON, RATE_AUTH, &api_refresh_schema,
@@ -42,16 +43,16 @@ const struct http_route api_routes[] = {
           &api_token_schema, "confirm an email address with the mailed token"),
     ROUTE(HTTP_POST, "/api/v1/auth/password/forgot", api_auth_forgot, JSON, RATE_AUTH,
           &api_forgot_schema, "mail a password reset link"),
-    ROUTE(HTTP_POST, "/api/v1/auth/password/reset", api_auth_reset, JSON, RATE_AUTH,
+    ROUTE(HTTP_POST, "/api/v1/auth/password/reset", api_auth_reset, JSON | SLOW, RATE_AUTH,
           &api_reset_schema, "set a new password with the mailed token"),
-    ROUTE(HTTP_POST, "/api/v1/auth/setup", api_auth_setup, JSON, RATE_AUTH, &api_setup_schema,
-          "create the first admin with the one-time setup token"),
+    ROUTE(HTTP_POST, "/api/v1/auth/setup", api_auth_setup, JSON | SLOW, RATE_AUTH,
+          &api_setup_schema, "create the first admin with the one-time setup token"),
 
     /* the signed-in user */
     ROUTE(HTTP_GET, "/api/v1/me", api_me_get, AUTH, RATE_API, NULL, "the signed-in user"),
     ROUTE(HTTP_PATCH, "/api/v1/me", api_me_patch, JSON | AUTH, RATE_API, &api_me_patch_schema,
           "change the display name"),
-    ROUTE(HTTP_POST, "/api/v1/me/password", api_me_password, JSON | AUTH, RATE_AUTH,
+    ROUTE(HTTP_POST, "/api/v1/me/password", api_me_password, JSON | AUTH | SLOW, RATE_AUTH,
           &api_password_schema, "change the password (ends every other session)"),
     ROUTE(HTTP_GET, "/api/v1/me/sessions", api_me_sessions, AUTH, RATE_API, NULL, "open sessions"),
     ROUTE(HTTP_DELETE, "/api/v1/me/sessions/:id", api_me_session_delete, AUTH, RATE_API, NULL,

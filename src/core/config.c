@@ -41,7 +41,7 @@ static const struct key_def keys[] = {
     {"http_threads", KT_INT, OFF(http_threads), 0, 256, "0", false,
      "HTTP worker threads; 0 = one per core"},
     {"db_pool_size", KT_INT, OFF(db_pool_size), 0, 512, "0", false,
-     "database connections; 0 = http_threads + jobs_workers + 4"},
+     "database connections; 0 = 2 * http_threads + jobs_workers + 4"},
     {"shutdown_timeout_ms", KT_INT, OFF(shutdown_timeout_ms), 0, 600000, "10000", false,
      "how long in-flight requests may finish after SIGTERM"},
     {"connection_timeout_s", KT_INT, OFF(connection_timeout_s), 1, 3600, "60", false,
@@ -409,7 +409,7 @@ int config_finish(struct config *c, char *err, size_t err_n)
         c->http_threads = n > 0 ? (int)(n > 64 ? 64 : n) : 2;
     }
     if (c->db_pool_size == 0)
-        c->db_pool_size = c->http_threads + c->jobs_workers + 4;
+        c->db_pool_size = 2 * c->http_threads + c->jobs_workers + 4; /* + offload pool */
     if (c->public_url[0] == '\0') {
         xfree(c->public_url);
         size_t n = 64;

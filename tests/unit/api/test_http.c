@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 static int h_echo(struct http_req *req)
@@ -44,6 +45,14 @@ static int h_field_error(struct http_req *req)
     return http_reply_error(req, LOCI_EUNPROCESSABLE, "name", "'name' is taken");
 }
 
+static int h_slow(struct http_req *req)
+{
+    /* Stands for password hashing: CPU-heavy, not on an HTTP thread. */
+    struct timespec ts = {0, 300 * 1000000L};
+    nanosleep(&ts, NULL);
+    return http_reply_json(req, 200, json_pack("{s:s}", "id", http_param(req, "id")));
+}
+
 static const struct json_field echo_fields[] = {
     {"text", JF_STRING, true, false, 1, 20},
     {"n", JF_INTEGER, false, false, 0, 5},
@@ -55,6 +64,7 @@ static const struct http_route routes[] = {
     {HTTP_GET, "/items/:id", h_item, 0, 0, NULL, "item", 0},
     {HTTP_DELETE, "/items/:id", h_conflict, 0, 0, NULL, "delete", 0},
     {HTTP_PUT, "/named", h_field_error, 0, 0, NULL, "field error", 0},
+    {HTTP_GET, "/slow/:id", h_slow, HTTP_R_OFFLOAD, 0, NULL, "offloaded", 0},
 };
 
 static struct http_server *srv;
@@ -365,6 +375,36 @@ TEST(parsers_for_trace_and_request_ids)
     CHECK(!http_path_match("/a/:x", "/a/1/", &a, names, values, &n, 4));
     CHECK(!http_path_match("/a", "/a/", &a, names, values, &n, 4));
     arena_release(&a);
+}
+
+TEST(offloaded_handlers_leave_http_threads_free)
+{
+    start();
+    /* More slow requests than HTTP threads, then a fast one: the fast one
+     * must not wait behind them. */
+    int fds[4];
+    for (int i = 0; i < 4; i++) {
+        fds[i] = connect_local();
+        char raw[128];
+        snprintf(raw, sizeof(raw), "GET /slow/%d HTTP/1.1\r\nHost: x\r\n\r\n", i);
+        send_all(fds[i], raw, strlen(raw));
+    }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    struct resp r;
+    request("GET /items/fast HTTP/1.1\r\nHost: x\r\n\r\n", &r);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    CHECK_INT(r.status, ==, 200);
+    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    CHECK_INT(ms, <, 150);
+    for (int i = 0; i < 4; i++) {
+        read_resp(fds[i], &r);
+        CHECK_INT(r.status, ==, 200);
+        char want[32];
+        snprintf(want, sizeof(want), "\"id\":\"%d\"", i);
+        CHECK(strstr(r.body, want) != NULL);
+        close(fds[i]);
+    }
 }
 
 TEST(zz_stop_waits_for_nothing_when_idle)
