@@ -38,7 +38,7 @@ void arena_release(struct arena *a)
 
 void *arena_alloc(struct arena *a, size_t n)
 {
-    const size_t align = sizeof(max_align_t);
+    const size_t align = _Alignof(max_align_t);
     n = (n + align - 1) & ~(align - 1);
     if (n == 0)
         n = align;

@@ -123,6 +123,38 @@ static const struct key_def *find_key(const char *name, size_t *out_idx)
     return NULL;
 }
 
+/* Comma-separated lists: yields each item trimmed of spaces; false at the
+ * end. *p advances past the item. */
+static bool next_item(const char **p, const char **out, size_t *out_n)
+{
+    if (!**p)
+        return false;
+    const char *start = *p;
+    const char *comma = strchr(start, ',');
+    size_t len = comma ? (size_t)(comma - start) : strlen(start);
+    *p = comma ? comma + 1 : start + len;
+    while (len && *start == ' ') {
+        start++;
+        len--;
+    }
+    while (len && start[len - 1] == ' ')
+        len--;
+    *out = start;
+    *out_n = len;
+    return true;
+}
+
+static bool list_contains(const char *list, const char *item, size_t n)
+{
+    const char *s;
+    size_t sn;
+    while (next_item(&list, &s, &sn)) {
+        if (sn == n && memcmp(s, item, n) == 0)
+            return true;
+    }
+    return false;
+}
+
 static void env_name(const struct key_def *k, char *out, size_t n)
 {
     size_t o = (size_t)snprintf(out, n, "LOCI_");
@@ -194,19 +226,11 @@ static int validate(const struct key_def *k, const char *value, long long *out_n
     }
     case KT_ORIGINS: {
         *out_expect = "comma-separated origins like https://app.example.com (no paths, no *)";
-        const char *p = value;
-        while (*p) {
-            const char *c = strchr(p, ',');
-            size_t n = c ? (size_t)(c - p) : strlen(p);
-            while (n && *p == ' ') {
-                p++;
-                n--;
-            }
-            while (n && p[n - 1] == ' ')
-                n--;
-            if (!valid_origin(p, n))
+        const char *p = value, *item;
+        size_t n;
+        while (next_item(&p, &item, &n)) {
+            if (!valid_origin(item, n))
                 return LOCI_EINVAL;
-            p = c ? c + 1 : p + strlen(p);
         }
         return strlen(value) > (size_t)k->max ? LOCI_EINVAL : LOCI_OK;
     }
@@ -220,25 +244,17 @@ static int validate(const struct key_def *k, const char *value, long long *out_n
     }
     case KT_ADDRS: {
         *out_expect = "comma-separated IP address literals";
-        char item[64];
-        const char *p = value;
-        while (*p) {
-            const char *c = strchr(p, ',');
-            size_t n = c ? (size_t)(c - p) : strlen(p);
-            while (n && *p == ' ') {
-                p++;
-                n--;
-            }
-            while (n && p[n - 1] == ' ')
-                n--;
+        char ip[64];
+        const char *p = value, *item;
+        size_t n;
+        while (next_item(&p, &item, &n)) {
             unsigned char tmp[16];
-            if (n == 0 || n >= sizeof(item))
+            if (n == 0 || n >= sizeof(ip))
                 return LOCI_EINVAL;
-            memcpy(item, p, n);
-            item[n] = '\0';
-            if (inet_pton(AF_INET, item, tmp) != 1 && inet_pton(AF_INET6, item, tmp) != 1)
+            memcpy(ip, item, n);
+            ip[n] = '\0';
+            if (inet_pton(AF_INET, ip, tmp) != 1 && inet_pton(AF_INET6, ip, tmp) != 1)
                 return LOCI_EINVAL;
-            p = c ? c + 1 : p + strlen(p);
         }
         return LOCI_OK;
     }
@@ -536,43 +552,10 @@ int config_print_help(struct buf *out)
 
 bool config_is_trusted_proxy(const struct config *c, const char *ip)
 {
-    size_t n = strlen(ip);
-    const char *p = c->trusted_proxies;
-    while (*p) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        const char *s = p;
-        size_t sn = len;
-        while (sn && *s == ' ') {
-            s++;
-            sn--;
-        }
-        while (sn && s[sn - 1] == ' ')
-            sn--;
-        if (sn == n && memcmp(s, ip, n) == 0)
-            return true;
-        p = comma ? comma + 1 : p + len;
-    }
-    return false;
+    return list_contains(c->trusted_proxies, ip, strlen(ip));
 }
 
 bool config_cors_allowed(const struct config *c, const char *origin, size_t n)
 {
-    const char *p = c->cors_origins;
-    while (*p) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        const char *s = p;
-        size_t sn = len;
-        while (sn && *s == ' ') {
-            s++;
-            sn--;
-        }
-        while (sn && s[sn - 1] == ' ')
-            sn--;
-        if (sn == n && memcmp(s, origin, n) == 0)
-            return true;
-        p = comma ? comma + 1 : p + len;
-    }
-    return false;
+    return list_contains(c->cors_origins, origin, n);
 }

@@ -75,7 +75,7 @@ TEST(arena_allocates_aligned_and_large)
     char *s = arena_strdup(&a, "hello");
     CHECK_STR(s, "hello");
     void *p = arena_alloc(&a, 3);
-    CHECK((uintptr_t)p % sizeof(max_align_t) == 0);
+    CHECK((uintptr_t)p % _Alignof(max_align_t) == 0);
     char *big = arena_alloc(&a, 10000); /* bigger than a block */
     memset(big, 'x', 10000);
     char *after = arena_printf(&a, "%s-%d", "n", 7);
