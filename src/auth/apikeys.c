@@ -127,8 +127,5 @@ int auth_apikey_revoke(struct db_conn *c, const char *user_id, const char *id)
     db_bind_int64(st, 1, clock_now_ms());
     db_bind_text(st, 2, id, (size_t)-1);
     db_bind_text(st, 3, user_id, (size_t)-1);
-    rc = db_step(st);
-    int64_t n = db_changes(st);
-    db_stmt_done(st);
-    return rc ? rc : n ? LOCI_OK : LOCI_ENOTFOUND;
+    return db_run_one(st);
 }

@@ -37,9 +37,7 @@ static int insert_token(struct db_conn *c, const char *family, const char *user_
     db_bind_int64(st, 8, idle < expires_at ? idle : expires_at);
     db_bind_text(st, 9, ua ? ua : "", strnlen(ua ? ua : "", 200));
     db_bind_text(st, 10, ip ? ip : "", (size_t)-1);
-    rc = db_step(st);
-    db_stmt_done(st);
-    return rc;
+    return db_run(st, NULL);
 }
 
 int auth_session_create(struct db_conn *c, const char *user_id, const char *user_agent,
@@ -62,9 +60,7 @@ static int revoke_family(struct db_conn *c, const char *family, int64_t now)
         return rc;
     db_bind_int64(st, 1, now);
     db_bind_text(st, 2, family, (size_t)-1);
-    rc = db_step(st);
-    db_stmt_done(st);
-    return rc;
+    return db_run(st, NULL);
 }
 
 int auth_session_rotate(struct db_conn *c, const char *raw, const struct auth_session_opts *o,
@@ -176,10 +172,7 @@ int auth_session_revoke(struct db_conn *c, const char *user_id, const char *fami
     db_bind_int64(st, 1, clock_now_ms());
     db_bind_text(st, 2, family_id, (size_t)-1);
     db_bind_text(st, 3, user_id, (size_t)-1);
-    rc = db_step(st);
-    int64_t n = db_changes(st);
-    db_stmt_done(st);
-    return rc ? rc : n ? LOCI_OK : LOCI_ENOTFOUND;
+    return db_run_one(st);
 }
 
 int auth_session_revoke_all(struct db_conn *c, const char *user_id, const char *keep,
@@ -297,9 +290,7 @@ int auth_token_create(struct db_conn *c, const char *user_id, const char *purpos
     db_bind_text(st, 4, hash, (size_t)-1);
     db_bind_int64(st, 5, now + ttl_ms);
     db_bind_int64(st, 6, now);
-    rc = db_step(st);
-    db_stmt_done(st);
-    return rc;
+    return db_run(st, NULL);
 }
 
 int auth_token_consume(struct db_conn *c, const char *purpose, const char *raw, int64_t now,
@@ -333,30 +324,30 @@ int auth_token_consume(struct db_conn *c, const char *purpose, const char *raw, 
     return rc;
 }
 
+/* DELETE with two time bounds (now, now - keep_ms); adds the rows deleted. */
+static int purge(struct db_conn *c, const char *sql, int64_t now, int64_t keep_ms, int64_t *out_n)
+{
+    struct db_stmt *st = NULL;
+    int rc = db_prepare(c, sql, &st);
+    if (rc)
+        return rc;
+    db_bind_int64(st, 1, now);
+    db_bind_int64(st, 2, now - keep_ms);
+    int64_t n = 0;
+    rc = db_run(st, &n);
+    *out_n += n;
+    return rc;
+}
+
 int auth_purge_expired(struct db_conn *c, int64_t now, int64_t *out_n)
 {
     *out_n = 0;
-    struct db_stmt *st = NULL;
-    int rc =
-        db_prepare(c, "DELETE FROM refresh_tokens WHERE expires_at < ? OR revoked_at < ?", &st);
-    if (rc)
-        return rc;
     /* Rotated rows live as long as their family so that a replayed token is
-     * recognised; revoked ones are kept a day for the same reason. */
-    db_bind_int64(st, 1, now);
-    db_bind_int64(st, 2, now - 86400000LL);
-    rc = db_step(st);
-    *out_n += db_changes(st);
-    db_stmt_done(st);
-    if (rc)
-        return rc;
-    rc = db_prepare(c, "DELETE FROM mail_tokens WHERE expires_at < ? OR used_at < ?", &st);
-    if (rc)
-        return rc;
-    db_bind_int64(st, 1, now);
-    db_bind_int64(st, 2, now - 86400000LL);
-    rc = db_step(st);
-    *out_n += db_changes(st);
-    db_stmt_done(st);
+     * recognised; revoked and used ones are kept a day for the same reason. */
+    int rc = purge(c, "DELETE FROM refresh_tokens WHERE expires_at < ? OR revoked_at < ?", now,
+                   86400000LL, out_n);
+    if (rc == LOCI_OK)
+        rc = purge(c, "DELETE FROM mail_tokens WHERE expires_at < ? OR used_at < ?", now,
+                   86400000LL, out_n);
     return rc;
 }

@@ -95,68 +95,47 @@ int auth_user_by_id(struct db_conn *c, const char *id, struct auth_user *out)
     return one_user(st, out);
 }
 
-static int changed(struct db_stmt *st)
+/* Run `UPDATE users SET <col> = ?, ... updated_at = ? WHERE id = ?`. */
+static int update_text(struct db_conn *c, const char *sql, const char *value, const char *id)
 {
-    int rc = db_step(st);
-    int64_t n = db_changes(st);
-    db_stmt_done(st);
-    return rc ? rc : n ? LOCI_OK : LOCI_ENOTFOUND;
+    struct db_stmt *st = NULL;
+    int rc = db_prepare(c, sql, &st);
+    if (rc)
+        return rc;
+    db_bind_text(st, 1, value, (size_t)-1);
+    db_bind_int64(st, 2, clock_now_ms());
+    db_bind_text(st, 3, id, (size_t)-1);
+    return db_run_one(st);
 }
 
 int auth_user_set_display_name(struct db_conn *c, const char *id, const char *name)
 {
-    struct db_stmt *st = NULL;
-    int rc = db_prepare(c, "UPDATE users SET display_name = ?, updated_at = ? WHERE id = ?", &st);
-    if (rc)
-        return rc;
-    db_bind_text(st, 1, name, (size_t)-1);
-    db_bind_int64(st, 2, clock_now_ms());
-    db_bind_text(st, 3, id, (size_t)-1);
-    return changed(st);
+    return update_text(c, "UPDATE users SET display_name = ?, updated_at = ? WHERE id = ?", name,
+                       id);
 }
 
 int auth_user_set_password(struct db_conn *c, const char *id, const char *password_hash)
 {
-    struct db_stmt *st = NULL;
-    int rc = db_prepare(c,
-                        "UPDATE users SET password_hash = ?, token_version = token_version + 1, "
-                        "updated_at = ? WHERE id = ?",
-                        &st);
-    if (rc)
-        return rc;
-    db_bind_text(st, 1, password_hash, (size_t)-1);
-    db_bind_int64(st, 2, clock_now_ms());
-    db_bind_text(st, 3, id, (size_t)-1);
-    return changed(st);
+    return update_text(c,
+                       "UPDATE users SET password_hash = ?, token_version = token_version + 1, "
+                       "updated_at = ? WHERE id = ?",
+                       password_hash, id);
 }
 
 int auth_user_rehash(struct db_conn *c, const char *id, const char *password_hash)
 {
-    struct db_stmt *st = NULL;
-    int rc = db_prepare(c, "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?", &st);
-    if (rc)
-        return rc;
-    db_bind_text(st, 1, password_hash, (size_t)-1);
-    db_bind_int64(st, 2, clock_now_ms());
-    db_bind_text(st, 3, id, (size_t)-1);
-    return changed(st);
+    return update_text(c, "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?",
+                       password_hash, id);
 }
 
 int auth_user_set_role(struct db_conn *c, const char *id, const char *role)
 {
     if (strcmp(role, "user") != 0 && strcmp(role, "admin") != 0)
         return LOCI_EINVAL;
-    struct db_stmt *st = NULL;
-    int rc = db_prepare(c,
-                        "UPDATE users SET role = ?, token_version = token_version + 1, "
-                        "updated_at = ? WHERE id = ?",
-                        &st);
-    if (rc)
-        return rc;
-    db_bind_text(st, 1, role, (size_t)-1);
-    db_bind_int64(st, 2, clock_now_ms());
-    db_bind_text(st, 3, id, (size_t)-1);
-    return changed(st);
+    return update_text(c,
+                       "UPDATE users SET role = ?, token_version = token_version + 1, "
+                       "updated_at = ? WHERE id = ?",
+                       role, id);
 }
 
 int auth_user_set_disabled(struct db_conn *c, const char *id, bool is_disabled)
@@ -175,7 +154,7 @@ int auth_user_set_disabled(struct db_conn *c, const char *id, bool is_disabled)
         db_bind_null(st, 1);
     db_bind_int64(st, 2, now);
     db_bind_text(st, 3, id, (size_t)-1);
-    return changed(st);
+    return db_run_one(st);
 }
 
 int auth_user_bump_version(struct db_conn *c, const char *id)
@@ -189,7 +168,7 @@ int auth_user_bump_version(struct db_conn *c, const char *id)
         return rc;
     db_bind_int64(st, 1, clock_now_ms());
     db_bind_text(st, 2, id, (size_t)-1);
-    return changed(st);
+    return db_run_one(st);
 }
 
 int auth_user_mark_verified(struct db_conn *c, const char *id)
@@ -205,7 +184,7 @@ int auth_user_mark_verified(struct db_conn *c, const char *id)
     db_bind_int64(st, 1, now);
     db_bind_int64(st, 2, now);
     db_bind_text(st, 3, id, (size_t)-1);
-    return changed(st);
+    return db_run_one(st);
 }
 
 json_t *auth_user_json(const struct auth_user *u)

@@ -413,6 +413,24 @@ int64_t db_changes(struct db_stmt *st)
     return st->changes;
 }
 
+int db_run(struct db_stmt *st, int64_t *out_changes)
+{
+    int rc = db_step(st);
+    if (rc == LOCI_ROW)
+        rc = LOCI_OK; /* RETURNING rows nobody asked for */
+    if (out_changes)
+        *out_changes = st->changes;
+    db_stmt_done(st);
+    return rc;
+}
+
+int db_run_one(struct db_stmt *st)
+{
+    int64_t n = 0;
+    int rc = db_run(st, &n);
+    return rc ? rc : n > 0 ? LOCI_OK : LOCI_ENOTFOUND;
+}
+
 void db_stmt_done(struct db_stmt *st)
 {
     if (!st)

@@ -76,6 +76,13 @@ const char *db_col_text(struct db_stmt *st, int col, size_t *out_len);
 const void *db_col_blob(struct db_stmt *st, int col, size_t *out_len);
 /* Rows changed by the last completed INSERT/UPDATE/DELETE. */
 int64_t db_changes(struct db_stmt *st);
+/* Run a statement that returns no rows to completion and finish it
+ * (db_stmt_done). *out_changes (may be NULL) gets the rows changed. Returns
+ * db_step()'s error, or LOCI_OK. */
+int db_run(struct db_stmt *st, int64_t *out_changes);
+/* db_run(), then LOCI_ENOTFOUND when no row changed. */
+int db_run_one(struct db_stmt *st);
+
 /* Reset, clear binds and return the statement to the cache. NULL-safe. */
 void db_stmt_done(struct db_stmt *st);
 

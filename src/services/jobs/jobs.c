@@ -132,16 +132,6 @@ static int64_t backoff(const struct jobs_opts *o, int attempt)
     return bound > 0 ? (int64_t)(r % (uint64_t)(bound + 1)) : 0; /* full jitter */
 }
 
-static int step_done(struct db_stmt *st)
-{
-    int rc = db_step(st);
-    int64_t n = db_changes(st);
-    db_stmt_done(st);
-    if (rc)
-        return rc;
-    return n > 0 ? LOCI_OK : LOCI_ENOTFOUND;
-}
-
 /* ------------------------------------------------------------------ */
 /* enqueue                                                              */
 
@@ -276,7 +266,7 @@ int job_complete_in_tx(struct db_conn *c, struct job *j, const json_t *result)
         db_bind_int64(st, 3, now);
         db_bind_text(st, 4, j->id, (size_t)-1);
         db_bind_text(st, 5, j->w->owner, (size_t)-1);
-        rc = step_done(st);
+        rc = db_run_one(st);
         if (rc == LOCI_ENOTFOUND)
             rc = LOCI_ECONFLICT; /* lease lost: the caller's transaction must roll back */
     }
@@ -310,7 +300,7 @@ static int tx_progress(struct db_conn *c, void *arg)
     db_bind_int64(st, 4, now);
     db_bind_text(st, 5, j->id, (size_t)-1);
     db_bind_text(st, 6, j->w->owner, (size_t)-1);
-    rc = step_done(st);
+    rc = db_run_one(st);
     if (rc == LOCI_ENOTFOUND) {
         atomic_store(&j->is_cancelled, true);
         return LOCI_ECONFLICT;
@@ -598,7 +588,7 @@ static int tx_finish(struct db_conn *c, void *arg)
     db_bind_text(st, 6, j->id, (size_t)-1);
     db_bind_text(st, 7, j->w->owner, (size_t)-1);
     *fa->out_outcome = dead ? "dead" : "retried";
-    rc = step_done(st);
+    rc = db_run_one(st);
     return rc == LOCI_ENOTFOUND ? LOCI_ECONFLICT : rc;
 }
 
@@ -714,7 +704,7 @@ static void heartbeat(struct jobs *js)
             db_bind_int64(st, 2, now);
             db_bind_text(st, 3, ids[i], (size_t)-1);
             db_bind_text(st, 4, js->workers[i].owner, (size_t)-1);
-            int rc = step_done(st);
+            int rc = db_run_one(st);
             if (rc == LOCI_ENOTFOUND) {
                 /* Cancelled or lost: tell the handler if it is still ours. */
                 pthread_mutex_lock(&js->mu);
@@ -987,7 +977,7 @@ static int release_lease(struct jobs *js, const char *id, const char *owner)
         db_bind_int64(st, 1, clock_now_ms());
         db_bind_text(st, 2, id, (size_t)-1);
         db_bind_text(st, 3, owner, (size_t)-1);
-        rc = step_done(st);
+        rc = db_run_one(st);
     }
     db_release(c);
     return rc;

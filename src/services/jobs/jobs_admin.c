@@ -164,10 +164,8 @@ int jobs_retry(struct db_conn *c, const char *id)
     db_bind_int64(st, 1, now);
     db_bind_int64(st, 2, now);
     db_bind_text(st, 3, id, (size_t)-1);
-    rc = db_step(st);
-    int64_t n = db_changes(st);
-    db_stmt_done(st);
-    return rc ? rc : n ? LOCI_OK : LOCI_ECONFLICT;
+    rc = db_run_one(st);
+    return rc == LOCI_ENOTFOUND ? LOCI_ECONFLICT : rc;
 }
 
 int jobs_cancel(struct db_conn *c, const char *id)
@@ -190,10 +188,8 @@ int jobs_cancel(struct db_conn *c, const char *id)
     db_bind_int64(st, 1, now);
     db_bind_int64(st, 2, now);
     db_bind_text(st, 3, id, (size_t)-1);
-    rc = db_step(st);
-    int64_t n = db_changes(st);
-    db_stmt_done(st);
-    return rc ? rc : n ? LOCI_OK : LOCI_ECONFLICT;
+    rc = db_run_one(st);
+    return rc == LOCI_ENOTFOUND ? LOCI_ECONFLICT : rc;
 }
 
 int jobs_purge_finished(struct db_conn *c, int64_t before, int64_t *out_n)
@@ -207,10 +203,7 @@ int jobs_purge_finished(struct db_conn *c, int64_t before, int64_t *out_n)
     if (rc)
         return rc;
     db_bind_int64(st, 1, before);
-    rc = db_step(st);
-    *out_n = db_changes(st);
-    db_stmt_done(st);
-    return rc;
+    return db_run(st, out_n);
 }
 
 /* ---- built-in maintenance job ---- */
