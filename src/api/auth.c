@@ -183,6 +183,22 @@ static int check_password_policy(struct http_req *req, const char *field, const 
     return LOCI_OK;
 }
 
+/* The email (normalised) and the password (policy-checked, hashed) of a
+ * new account; replies 422 naming the field when one is wrong. The hash is
+ * made before anything is looked up, so an existing address costs the same
+ * time as a new one. */
+static int take_credentials(struct http_req *req, char email[AUTH_EMAIL_MAX + 1],
+                            char hash[AUTH_HASH_MAX])
+{
+    if (auth_email_normalize(jstr(req, "email"), email))
+        return http_reply_error(req, LOCI_EUNPROCESSABLE, "email", "not a valid email address");
+    const char *pw = jstr(req, "password");
+    int rc = check_password_policy(req, "password", pw);
+    if (rc || http_has_reply(req))
+        return rc;
+    return auth_password_hash(pw, strlen(pw), hash);
+}
+
 /* ------------------------------------------------------------------ */
 /* options and sign-up                                                  */
 
@@ -237,17 +253,9 @@ static int tx_signup(struct db_conn *c, void *arg)
 int api_auth_signup(struct http_req *req)
 {
     struct app *app = http_app(req);
-    char email[AUTH_EMAIL_MAX + 1];
-    if (auth_email_normalize(jstr(req, "email"), email))
-        return http_reply_error(req, LOCI_EUNPROCESSABLE, "email", "not a valid email address");
-    const char *pw = jstr(req, "password");
-    int rc = check_password_policy(req, "password", pw);
+    char email[AUTH_EMAIL_MAX + 1], hash[AUTH_HASH_MAX];
+    int rc = take_credentials(req, email, hash);
     if (rc || http_has_reply(req))
-        return rc;
-    /* Hash before looking: an existing address costs the same time. */
-    char hash[AUTH_HASH_MAX];
-    rc = auth_password_hash(pw, strlen(pw), hash);
-    if (rc)
         return rc;
     const char *name = jstr(req, "display_name");
     struct signup_ctx s = {app, email, hash, name ? name : ""};
@@ -685,16 +693,9 @@ static int tx_setup(struct db_conn *c, void *arg)
 
 int api_auth_setup(struct http_req *req)
 {
-    char email[AUTH_EMAIL_MAX + 1];
-    if (auth_email_normalize(jstr(req, "email"), email))
-        return http_reply_error(req, LOCI_EUNPROCESSABLE, "email", "not a valid email address");
-    const char *pw = jstr(req, "password");
-    int rc = check_password_policy(req, "password", pw);
+    char email[AUTH_EMAIL_MAX + 1], hash[AUTH_HASH_MAX];
+    int rc = take_credentials(req, email, hash);
     if (rc || http_has_reply(req))
-        return rc;
-    char hash[AUTH_HASH_MAX];
-    rc = auth_password_hash(pw, strlen(pw), hash);
-    if (rc)
         return rc;
     const char *name = jstr(req, "display_name");
     struct setup_ctx s = {

@@ -42,6 +42,16 @@ bool str_has_prefix(struct str a, const char *prefix)
     return a.n >= n && memcmp(a.p, prefix, n) == 0;
 }
 
+uint32_t str_hash(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 16777619u;
+    }
+    return h;
+}
+
 void buf_init(struct buf *b, size_t max)
 {
     b->p = NULL;

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* A borrowed string slice; p need not be NUL-terminated. */
 struct str {
@@ -25,6 +26,8 @@ bool str_eq(struct str a, struct str b);
 bool str_eq_cstr(struct str a, const char *s);
 bool str_case_eq_cstr(struct str a, const char *s);
 bool str_has_prefix(struct str a, const char *prefix);
+/* FNV-1a of a NUL-terminated string, for hash tables (not for secrets). */
+uint32_t str_hash(const char *s);
 
 struct buf {
     char *p; /* NUL-terminated when len > 0 or after buf_cstr() */

@@ -6,6 +6,7 @@
 #include "core/metrics.h"
 
 #include "core/alloc.h"
+#include "core/buf.h"
 #include "core/err.h"
 
 #include <math.h>
@@ -136,16 +137,6 @@ struct metric_family *metrics_histogram(const char *name, const char *help, cons
     return f;
 }
 
-static uint32_t hash_str(const char *s)
-{
-    uint32_t h = 2166136261u;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 16777619u;
-    }
-    return h;
-}
-
 struct metric_series *metrics_series(struct metric_family *f, const char *const *values)
 {
     char key[512];
@@ -160,7 +151,7 @@ struct metric_series *metrics_series(struct metric_family *f, const char *const 
         o += (size_t)n;
     }
     key[o] = '\0';
-    uint32_t slot = hash_str(key) % SERIES_BUCKETS;
+    uint32_t slot = str_hash(key) % SERIES_BUCKETS;
 
     pthread_mutex_lock(&f->mu);
     struct metric_series *s = f->table[slot];

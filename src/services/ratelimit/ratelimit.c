@@ -6,6 +6,7 @@
 #include "services/ratelimit/ratelimit.h"
 
 #include "core/alloc.h"
+#include "core/buf.h"
 #include "core/err.h"
 
 #include <pthread.h>
@@ -33,16 +34,6 @@ struct ratelimit {
     void *self;
 };
 
-static uint32_t hash_key(const char *s)
-{
-    uint32_t h = 2166136261u;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 16777619u;
-    }
-    return h;
-}
-
 /* Drop entries nobody has touched for an hour (their state is back to
  * neutral by then); called when the table is full. */
 static void evict(struct mem_store *m, int64_t now)
@@ -65,7 +56,7 @@ static void evict(struct mem_store *m, int64_t now)
 
 static struct rl_entry *get_entry(struct mem_store *m, const char *key, int64_t now)
 {
-    uint32_t slot = hash_key(key) % m->n_slots;
+    uint32_t slot = str_hash(key) % m->n_slots;
     for (struct rl_entry *e = m->table[slot]; e; e = e->next) {
         if (strcmp(e->key, key) == 0) {
             e->touched = now;
@@ -139,7 +130,7 @@ static int mem_clear(void *self, const char *key)
 {
     struct mem_store *m = self;
     pthread_mutex_lock(&m->mu);
-    uint32_t slot = hash_key(key) % m->n_slots;
+    uint32_t slot = str_hash(key) % m->n_slots;
     for (struct rl_entry *e = m->table[slot]; e; e = e->next) {
         if (strcmp(e->key, key) == 0) {
             e->failures = 0;
@@ -156,7 +147,7 @@ static int64_t mem_wait(void *self, const char *key, int64_t now)
     struct mem_store *m = self;
     int64_t wait = 0;
     pthread_mutex_lock(&m->mu);
-    uint32_t slot = hash_key(key) % m->n_slots;
+    uint32_t slot = str_hash(key) % m->n_slots;
     for (struct rl_entry *e = m->table[slot]; e; e = e->next) {
         if (strcmp(e->key, key) == 0) {
             wait = e->blocked_until > now ? e->blocked_until - now : 0;
