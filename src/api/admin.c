@@ -187,8 +187,6 @@ static int job_op(struct http_req *req, bool is_retry)
                                          : "only queued or running jobs can be cancelled");
     if (rc)
         return rc;
-    if (is_retry)
-        jobs_wake(app->jobs);
     struct db_conn *c = NULL;
     rc = db_acquire(app->db, &c);
     if (rc)
@@ -196,6 +194,10 @@ static int job_op(struct http_req *req, bool is_retry)
     json_t *j = NULL;
     rc = jobs_get(c, o.id, NULL, true, &j);
     db_release(c);
+    /* Wake the workers only after reading: the answer shows the job as the
+     * request left it (queued), not as a worker may already have taken it. */
+    if (is_retry)
+        jobs_wake(app->jobs);
     if (rc)
         return rc;
     return http_reply_json(req, 200, j);

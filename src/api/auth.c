@@ -192,6 +192,10 @@ static int take_credentials(struct http_req *req, char email[AUTH_EMAIL_MAX + 1]
 {
     if (auth_email_normalize(jstr(req, "email"), email))
         return http_reply_error(req, LOCI_EUNPROCESSABLE, "email", "not a valid email address");
+    if (auth_display_name_check(jstr(req, "display_name")))
+        return http_reply_error(req, LOCI_EUNPROCESSABLE, "display_name",
+                                "'display_name' must be one line of at most %d characters",
+                                AUTH_NAME_MAX);
     const char *pw = jstr(req, "password");
     int rc = check_password_policy(req, "password", pw);
     if (rc || http_has_reply(req))

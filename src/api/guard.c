@@ -113,7 +113,7 @@ static int limit(struct http_req *req, struct app *app, int rate_class)
     if (rc)
         return LOCI_OK; /* a broken limiter must not take the API down */
     char v[96];
-    snprintf(v, sizeof(v), "\"%s\";q=%d;w=60", p.name, p.burst);
+    snprintf(v, sizeof(v), "\"%s\";q=%d;w=60", p.name, p.limit);
     http_set_header(req, "RateLimit-Policy", v);
     int64_t reset_s = (r.reset_ms + 999) / 1000;
     snprintf(v, sizeof(v), "\"%s\";r=%d;t=%lld", p.name, r.remaining, (long long)reset_s);

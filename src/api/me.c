@@ -79,9 +79,10 @@ int api_me_patch(struct http_req *req)
 {
     struct name_ctx n = {api_principal(req)->user_id,
                          json_string_value(json_object_get(http_json(req), "display_name"))};
-    if (memchr(n.name, '\n', strlen(n.name)) || memchr(n.name, '\r', strlen(n.name)))
+    if (auth_display_name_check(n.name))
         return http_reply_error(req, LOCI_EUNPROCESSABLE, "display_name",
-                                "'display_name' must be one line");
+                                "'display_name' must be one line of at most %d characters",
+                                AUTH_NAME_MAX);
     int rc = api_tx(req, tx_name, &n);
     if (rc)
         return rc;

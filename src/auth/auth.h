@@ -46,6 +46,12 @@ void auth_password_burn(const char *pw, size_t n);
 /* The argon2id parameters in force, for logs and the README. */
 void auth_password_params(unsigned long long *out_ops, size_t *out_mem_bytes);
 
+/* ---- display names ---- */
+
+/* LOCI_OK for 0-100 code points of one line (no control characters): names
+ * go into mail and UI, where a line break would let a stranger write text. */
+int auth_display_name_check(const char *name);
+
 /* ---- e-mail addresses ---- */
 
 /* Trim, lower-case, and check the shape local@domain.tld. out must hold

@@ -81,6 +81,28 @@ void auth_password_params(unsigned long long *out_ops, size_t *out_mem_bytes)
     *out_mem_bytes = PW_MEM;
 }
 
+/* ---- display names ---- */
+
+int auth_display_name_check(const char *name)
+{
+    if (!name)
+        return LOCI_OK;
+    size_t n = strlen(name);
+    if (json_utf8_length(name, n) > AUTH_NAME_MAX)
+        return LOCI_EUNPROCESSABLE;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)name[i];
+        if (ch < 0x20 || ch == 0x7f)
+            return LOCI_EUNPROCESSABLE;
+        /* U+0085, U+2028, U+2029: line breaks outside ASCII */
+        if ((ch == 0xc2 && i + 1 < n && (unsigned char)name[i + 1] == 0x85) ||
+            (ch == 0xe2 && i + 2 < n && (unsigned char)name[i + 1] == 0x80 &&
+             ((unsigned char)name[i + 2] == 0xa8 || (unsigned char)name[i + 2] == 0xa9)))
+            return LOCI_EUNPROCESSABLE;
+    }
+    return LOCI_OK;
+}
+
 /* ---- e-mail ---- */
 
 int auth_email_normalize(const char *email, char *out)

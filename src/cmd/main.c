@@ -611,6 +611,11 @@ static int cmd_user(struct config *cfg, struct cli *cli)
         }
         u.is_admin = b;
         u.name = cli_opt(cli, "name") ? cli_opt(cli, "name") : "";
+        if (auth_display_name_check(u.name)) {
+            fprintf(stderr, "loci: --name must be one line of at most %d characters\n",
+                    AUTH_NAME_MAX);
+            return EXIT_USAGE;
+        }
         char pw[AUTH_PASSWORD_MAX * 4 + 2];
         if (read_password("password: ", pw, sizeof(pw)) ||
             auth_password_policy(pw, strlen(pw)) != LOCI_OK) {

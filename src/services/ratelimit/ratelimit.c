@@ -117,8 +117,8 @@ static int mem_fail(void *self, const char *key, int free_failures, int64_t now)
     if (e) {
         e->failures++;
         int over = e->failures - free_failures;
-        if (over > 0) {
-            int64_t wait = over >= 20 ? RL_BACKOFF_CAP_MS : 1000LL << (over - 1);
+        if (over >= 0) {
+            int64_t wait = over >= 20 ? RL_BACKOFF_CAP_MS : 1000LL << over;
             e->blocked_until = now + (wait < RL_BACKOFF_CAP_MS ? wait : RL_BACKOFF_CAP_MS);
         }
     }

@@ -48,10 +48,10 @@ void rl_free(struct ratelimit *rl);
 int rl_take(struct ratelimit *rl, const char *key, const struct rl_policy *p, int64_t now_ms,
             struct rl_result *out);
 
-/* Login back-off per key (account or IP): after free_failures failures in a
- * row, each further failure doubles the wait (1 s, 2 s, 4 s ... capped at
- * 15 minutes). Never a permanent lock: the wait always ends, and a success
- * clears it. */
+/* Login back-off per key (account or IP): once free_failures failures in a
+ * row are reached, the next attempt must wait 1 s, and each further failure
+ * doubles the wait (2 s, 4 s ... capped at 15 minutes). Never a permanent lock: the wait always
+ * ends, and a success clears it. */
 int rl_backoff_fail(struct ratelimit *rl, const char *key, int free_failures, int64_t now_ms);
 int rl_backoff_clear(struct ratelimit *rl, const char *key);
 /* 0 when the key may try now, else how long to wait. */

@@ -83,16 +83,19 @@ function parseLine(line) {
 }
 
 /**
- * Start `loci serve --port 0 --data-dir <fresh dir> --web-dir <webDir or ''>`
+ * Start `loci serve --port 0 --data-dir <dataDir or a fresh dir> --web-dir <webDir or ''>`
  * plus args, wait for the "listening" log line and return
  * { url, port, proc, logs(), dump(), waitLog(pred, ms, what), waitExit(ms), stop(signal) }.
  * logs() is every stderr line so far, parsed as JSON ({raw} when not JSON).
+ * stdout() is everything printed on stdout so far (the first-admin setup
+ * link goes there, never to the log); waitStdout(re, ms) resolves to the
+ * first match of re in it. dataDir and dbUrl say where the server keeps its
+ * data (for `loci` commands and direct database checks).
  * stop(signal = 'SIGTERM') resolves to the exit code (null when killed by a
  * signal); the process is SIGKILLed if it has not exited after 10 s.
  */
-export async function startServer({ env = {}, args = [], dbUrl, webDir = '' } = {}) {
+export async function startServer({ env = {}, args = [], dbUrl, webDir = '', dataDir = tempDir() } = {}) {
   checkBin();
-  const dataDir = tempDir();
   const argv = ['serve', '--port', '0', '--data-dir', dataDir, '--web-dir', webDir];
   if (dbUrl) argv.push('--database-url', dbUrl);
   argv.push(...args);
@@ -101,7 +104,11 @@ export async function startServer({ env = {}, args = [], dbUrl, webDir = '' } = 
   const lines = [];
   const waiters = new Set();
   let partial = '';
-  proc.stdout.resume();
+  let out = '';
+  proc.stdout.setEncoding('utf8').on('data', (d) => {
+    out += d;
+    for (const w of waiters) w();
+  });
   proc.stderr.setEncoding('utf8').on('data', (d) => {
     partial += d;
     let i;
@@ -147,6 +154,27 @@ export async function startServer({ env = {}, args = [], dbUrl, webDir = '' } = 
     });
   }
 
+  /** Wait until stdout matches re; resolves to the match. */
+  function waitStdout(re, ms = 5000) {
+    return new Promise((res, rej) => {
+      const check = () => {
+        const m = re.exec(out);
+        if (m) return done(null, m);
+        if (exitInfo) return done(new Error(`server exited (${JSON.stringify(exitInfo)}) before stdout matched ${re}; stdout:\n${out}`));
+        return undefined;
+      };
+      const timer = setTimeout(() => done(new Error(`timed out after ${ms} ms waiting for stdout to match ${re}; stdout:\n${out}`)), ms);
+      const done = (err, v) => {
+        clearTimeout(timer);
+        waiters.delete(check);
+        if (err) rej(err);
+        else res(v);
+      };
+      waiters.add(check);
+      check();
+    });
+  }
+
   /** The exit ({code, signal}) if it comes within ms, else 'timeout'. */
   function waitExit(ms) {
     let timer;
@@ -174,20 +202,26 @@ export async function startServer({ env = {}, args = [], dbUrl, webDir = '' } = 
     throw new Error(`"listening" log line has no usable url: ${JSON.stringify(listening)}`);
   }
   const url = listening.url;
-  return { url, port: Number(new URL(url).port), proc, logs, dump, waitLog, waitExit, stop };
+  const stdout = () => out;
+  return { url, port: Number(new URL(url).port), proc, dataDir, dbUrl, logs, dump, stdout, waitLog, waitStdout, waitExit, stop };
 }
 
 /**
  * Run `loci ...args` to completion: resolves to { code, signal, stdout,
  * stderr, timedOut }, run in a fresh temp directory. A command
  * still running after timeoutMs (e.g. a `serve` that should have refused to
- * start) is killed and reported with timedOut: true.
+ * start) is killed and reported with timedOut: true. input, when given, is
+ * written to the command's standard input (else stdin is closed).
  */
-export function runLoci(args, { env = {}, timeoutMs = 5000 } = {}) {
+export function runLoci(args, { env = {}, timeoutMs = 5000, input } = {}) {
   checkBin();
   const cwd = tempDir();
   return new Promise((res, rej) => {
-    const proc = spawn(LOCI_BIN, args, { env: childEnv(env), cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(LOCI_BIN, args, { env: childEnv(env), cwd, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    if (input !== undefined) {
+      proc.stdin.on('error', () => {});
+      proc.stdin.end(input);
+    }
     live.add(proc);
     let stdout = '';
     let stderr = '';

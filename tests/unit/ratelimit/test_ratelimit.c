@@ -42,11 +42,11 @@ TEST(backoff_doubles_caps_and_clears)
 {
     struct ratelimit *rl = rl_new_memory(100);
     int64_t now = 5000000;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 2; i++)
         rl_backoff_fail(rl, "acct", 3, now);
-    CHECK_INT(rl_backoff_wait(rl, "acct", now), ==, 0); /* free failures */
+    CHECK_INT(rl_backoff_wait(rl, "acct", now), ==, 0); /* within the free failures */
     rl_backoff_fail(rl, "acct", 3, now);
-    CHECK_INT(rl_backoff_wait(rl, "acct", now), ==, 1000);
+    CHECK_INT(rl_backoff_wait(rl, "acct", now), ==, 1000); /* the third: back-off starts */
     rl_backoff_fail(rl, "acct", 3, now);
     CHECK_INT(rl_backoff_wait(rl, "acct", now), ==, 2000);
     rl_backoff_fail(rl, "acct", 3, now);
