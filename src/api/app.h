@@ -28,9 +28,10 @@ struct app {
     struct db *db;
     struct jobs *jobs; /* wake workers after enqueueing */
     struct auth_keys *keys;
-    struct ratelimit *limits;
-    bool is_mail_on;    /* smtp_url set: verification required, mail jobs run */
-    int64_t started_ms; /* wall clock at start */
+    struct ratelimit *limits; /* request rates */
+    struct ratelimit *logins; /* login back-off, apart so request floods cannot evict it */
+    bool is_mail_on;          /* smtp_url set: verification required, mail jobs run */
+    int64_t started_ms;       /* wall clock at start */
     int64_t started_mono_ns;
     struct metric_series *m_rss; /* refreshed at each scrape */
     struct metric_series *m_fds;

@@ -329,12 +329,14 @@ int api_auth_login(struct http_req *req)
     const char *pw = jstr(req, "password");
     char email[AUTH_EMAIL_MAX + 1];
     bool valid_email = auth_email_normalize(jstr(req, "email"), email) == LOCI_OK;
-    char acct_key[AUTH_EMAIL_MAX + 16], ip_key[80];
+    char acct_key[AUTH_EMAIL_MAX + 16], ip_key[100];
     snprintf(acct_key, sizeof(acct_key), "login|a|%s", valid_email ? email : "-");
-    snprintf(ip_key, sizeof(ip_key), "login|ip|%s", http_client_ip(req));
+    char who[80];
+    api_client_key(req, who, sizeof(who));
+    snprintf(ip_key, sizeof(ip_key), "login|ip|%s", who);
     int64_t now = clock_now_ms();
-    int64_t wait = rl_backoff_wait(app->limits, acct_key, now);
-    int64_t wait_ip = rl_backoff_wait(app->limits, ip_key, now);
+    int64_t wait = rl_backoff_wait(app->logins, acct_key, now);
+    int64_t wait_ip = rl_backoff_wait(app->logins, ip_key, now);
     if (wait_ip > wait)
         wait = wait_ip;
     if (wait > 0)
@@ -363,15 +365,15 @@ int api_auth_login(struct http_req *req)
     if (ok && u.disabled_at)
         ok = false;
     if (!ok) {
-        rl_backoff_fail(app->limits, acct_key, cfg->login_free_failures, now);
-        rl_backoff_fail(app->limits, ip_key, cfg->login_free_failures * 4, now);
+        rl_backoff_fail(app->logins, acct_key, cfg->login_free_failures, now);
+        rl_backoff_fail(app->logins, ip_key, cfg->login_free_failures * 4, now);
         struct fail_ctx f = {found ? u.id : NULL,
                              found && u.disabled_at ? "disabled" : "bad_credentials"};
         api_tx(req, tx_login_failed, &f);
         return http_reply_error_status(req, 401, "invalid_credentials", NULL,
                                        "the email or password is wrong");
     }
-    rl_backoff_clear(app->limits, acct_key);
+    rl_backoff_clear(app->logins, acct_key);
     if (app->is_mail_on && !u.email_verified_at)
         return http_reply_error_status(req, 403, "email_not_verified", "email",
                                        "confirm your email address first: follow the link in "
@@ -484,8 +486,11 @@ static int tx_logout(struct db_conn *c, void *arg)
 {
     struct logout_ctx *l = arg;
     int rc;
+    int64_t keys = 0;
     if (l->all) {
         rc = auth_session_revoke_all(c, l->user, NULL, &l->revoked);
+        if (rc == LOCI_OK)
+            rc = auth_apikeys_revoke_all(c, l->user, &keys);
         if (rc == LOCI_OK)
             rc = auth_user_bump_version(c, l->user);
     } else {
@@ -637,14 +642,17 @@ static int tx_reset(struct db_conn *c, void *arg)
     if (rc)
         return rc;
     rc = auth_user_set_password(c, r->user, r->hash);
-    int64_t n = 0;
+    int64_t n = 0, keys = 0;
     if (rc == LOCI_OK)
         rc = auth_session_revoke_all(c, r->user, NULL, &n);
+    if (rc == LOCI_OK)
+        rc = auth_apikeys_revoke_all(c, r->user, &keys);
     if (rc == LOCI_OK)
         rc = auth_user_mark_verified(c, r->user); /* they read the mail */
     if (rc == LOCI_OK)
         rc = api_event(c, r->user, "user.password_reset",
-                       json_pack("{s:I}", "sessions_revoked", (json_int_t)n));
+                       json_pack("{s:I, s:I}", "sessions_revoked", (json_int_t)n,
+                                 "api_keys_revoked", (json_int_t)keys));
     return rc;
 }
 

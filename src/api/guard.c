@@ -11,6 +11,7 @@
 #include "events/events.h"
 #include "services/ratelimit/ratelimit.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -26,10 +27,13 @@ static void resolve_client_ip(struct http_req *req, const struct config *cfg)
 {
     if (!cfg->trusted_proxies[0] || !config_is_trusted_proxy(cfg, http_client_ip(req)))
         return;
-    const char *xff = http_header(req, "X-Forwarded-For");
-    if (!xff)
+    char xff[2048];
+    if (http_header_join(req, "X-Forwarded-For", xff, sizeof(xff)) == 0)
         return;
-    /* Walk the list from the right. */
+    /* Walk the list from the right: each trusted proxy vouches for the
+     * address left of it; the first untrusted address is the client. An
+     * item that is not an IP address ends the walk (nothing left of it can
+     * be believed), leaving the last proxy as the client. */
     size_t end = strlen(xff);
     while (end > 0) {
         size_t start = end;
@@ -41,16 +45,36 @@ static void resolve_client_ip(struct http_req *req, const struct config *cfg)
         while (e0 > s0 && xff[e0 - 1] == ' ')
             e0--;
         char ip[64];
+        unsigned char bin[16];
         if (e0 == s0 || e0 - s0 >= 46)
             return;
         memcpy(ip, xff + s0, e0 - s0);
         ip[e0 - s0] = '\0';
+        if (inet_pton(AF_INET, ip, bin) != 1 && inet_pton(AF_INET6, ip, bin) != 1)
+            return;
         if (!config_is_trusted_proxy(cfg, ip)) {
             http_set_client_ip(req, ip);
             return;
         }
         end = start > 0 ? start - 1 : 0;
     }
+}
+
+/* The key a client is limited by: its address, or for IPv6 its /64 (one
+ * host usually owns a whole /64, so per-address keys would be free to
+ * multiply). */
+void api_client_key(struct http_req *req, char *out, size_t n)
+{
+    const char *ip = http_client_ip(req);
+    unsigned char a[16];
+    if (strchr(ip, ':') && inet_pton(AF_INET6, ip, a) == 1) {
+        memset(a + 8, 0, 8);
+        char net[INET6_ADDRSTRLEN];
+        inet_ntop(AF_INET6, a, net, sizeof(net));
+        snprintf(out, n, "%s/64", net);
+        return;
+    }
+    snprintf(out, n, "%s", ip);
 }
 
 static int unauthorized(struct http_req *req, const char *why)
@@ -100,13 +124,18 @@ static int limit(struct http_req *req, struct app *app, int rate_class)
     const struct auth_principal *who = http_principal(req);
     if (rate_class == RATE_AUTH) {
         p = (struct rl_policy){"auth", cfg->rate_auth_per_min, 60, cfg->rate_auth_burst};
-        snprintf(key, sizeof(key), "auth|%s", http_client_ip(req));
+        char who_ip[80];
+        api_client_key(req, who_ip, sizeof(who_ip));
+        snprintf(key, sizeof(key), "auth|%s", who_ip);
     } else {
         p = (struct rl_policy){"api", cfg->rate_api_per_min, 60, cfg->rate_api_burst};
         if (who)
             snprintf(key, sizeof(key), "api|u|%s", who->user_id);
-        else
-            snprintf(key, sizeof(key), "api|ip|%s", http_client_ip(req));
+        else {
+            char who_ip[80];
+            api_client_key(req, who_ip, sizeof(who_ip));
+            snprintf(key, sizeof(key), "api|ip|%s", who_ip);
+        }
     }
     struct rl_result r;
     int rc = rl_take(app->limits, key, &p, clock_now_ms(), &r);

@@ -65,6 +65,7 @@ struct http_server {
     struct http_req *off_head;
     struct http_req *off_tail;
     bool is_off_stopping;
+    int64_t off_deadline_ns; /* queued work after this is answered 503 */
     int n_off_threads;
     pthread_t *off_threads;
 };
@@ -308,6 +309,36 @@ void http_set_client_ip(struct http_req *req, const char *ip)
 const char *http_cookie(struct http_req *req, const char *name)
 {
     return MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, name);
+}
+
+struct join_ctx {
+    const char *name;
+    struct buf *out;
+    int count;
+};
+
+static enum MHD_Result join_value(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
+{
+    (void)kind;
+    struct join_ctx *j = cls;
+    if (strcasecmp(key, j->name) != 0 || !value)
+        return MHD_YES;
+    if (j->count++ > 0)
+        buf_append_str(j->out, ", ");
+    buf_append_str(j->out, value);
+    return MHD_YES;
+}
+
+int http_header_join(struct http_req *req, const char *name, char *out, size_t n)
+{
+    struct buf b;
+    buf_init(&b, 16 * 1024);
+    struct join_ctx j = {name, &b, 0};
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, join_value, &j);
+    snprintf(out, n, "%s", buf_cstr(&b));
+    buf_release(&b);
+    return j.count;
 }
 
 json_t *http_json(struct http_req *req)
@@ -803,8 +834,16 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     }
     dispatch(req);
     if (req->is_offloaded) {
-        MHD_suspend_connection(conn);
         pthread_mutex_lock(&srv->off_mu);
+        if (srv->is_off_stopping) {
+            /* Shutting down: suspending now could outlive the daemon. */
+            pthread_mutex_unlock(&srv->off_mu);
+            req->is_offloaded = false;
+            http_set_header(req, "Connection", "close");
+            http_reply_error(req, LOCI_EUNAVAILABLE, NULL, "the server is shutting down");
+            return queue(req);
+        }
+        MHD_suspend_connection(conn);
         if (srv->off_tail)
             srv->off_tail->off_next = req;
         else
@@ -830,10 +869,16 @@ static void *offload_main(void *arg)
             if (!srv->off_head)
                 srv->off_tail = NULL;
         }
+        bool is_late = srv->is_off_stopping && clock_mono_ns() > srv->off_deadline_ns;
         pthread_mutex_unlock(&srv->off_mu);
         if (!req)
             break; /* stopping and drained */
-        run_handler(req);
+        if (is_late) {
+            http_set_header(req, "Connection", "close");
+            http_reply_error(req, LOCI_EUNAVAILABLE, NULL, "the server is shutting down");
+        } else {
+            run_handler(req);
+        }
         atomic_store(&req->is_offload_done, true);
         MHD_resume_connection(req->conn);
     }
@@ -1022,15 +1067,18 @@ int http_server_stop(struct http_server *srv, int timeout_ms)
     if (lfd != MHD_INVALID_SOCKET)
         close(lfd);
     int64_t deadline = clock_mono_ns() + (int64_t)timeout_ms * 1000000LL;
+    /* Offloaded work already queued runs until the deadline; new work is
+     * refused (keep-alive connections outlive the listening socket). */
+    pthread_mutex_lock(&srv->off_mu);
+    srv->is_off_stopping = true;
+    srv->off_deadline_ns = deadline;
+    pthread_cond_broadcast(&srv->off_cv);
+    pthread_mutex_unlock(&srv->off_mu);
     while (atomic_load(&srv->in_flight) > 0 && clock_mono_ns() < deadline)
         clock_sleep_ms(10);
     int left = atomic_load(&srv->in_flight);
     /* Drain the offload pool: every suspended connection is resumed before
      * the daemon stops (MHD requires it). */
-    pthread_mutex_lock(&srv->off_mu);
-    srv->is_off_stopping = true;
-    pthread_cond_broadcast(&srv->off_cv);
-    pthread_mutex_unlock(&srv->off_mu);
     for (int i = 0; i < srv->n_off_threads; i++)
         pthread_join(srv->off_threads[i], NULL);
     xfree(srv->off_threads);

@@ -102,8 +102,13 @@ const char *http_route_pattern(struct http_req *req);
 const char *http_param(struct http_req *req, const char *name);
 /* A query-string argument, NULL when absent. */
 const char *http_query(struct http_req *req, const char *name);
-/* A request header (case-insensitive name), NULL when absent. */
+/* A request header (case-insensitive name), NULL when absent. With several
+ * lines of the same name, the first. */
 const char *http_header(struct http_req *req, const char *name);
+/* Every line of a header joined with ", " into out (list headers such as
+ * X-Forwarded-For may come as several lines). Returns the line count; 0
+ * and "" when absent. A value that does not fit is cut. */
+int http_header_join(struct http_req *req, const char *name, char *out, size_t n);
 /* The route matched (NULL for fallbacks). */
 const struct http_route *http_route(struct http_req *req);
 /* What the `before` hook learnt about the caller (arena memory), for

@@ -100,12 +100,16 @@ static int tx_password(struct db_conn *c, void *arg)
 {
     struct pw_ctx *x = arg;
     int rc = auth_user_set_password(c, x->p->user_id, x->hash);
+    int64_t keys = 0;
     if (rc == LOCI_OK)
         rc = auth_session_revoke_all(c, x->p->user_id,
                                      x->p->session_id[0] ? x->p->session_id : NULL, &x->revoked);
     if (rc == LOCI_OK)
+        rc = auth_apikeys_revoke_all(c, x->p->user_id, &keys);
+    if (rc == LOCI_OK)
         rc = api_event(c, x->p->user_id, "user.password_changed",
-                       json_pack("{s:I}", "sessions_revoked", (json_int_t)x->revoked));
+                       json_pack("{s:I, s:I}", "sessions_revoked", (json_int_t)x->revoked,
+                                 "api_keys_revoked", (json_int_t)keys));
     if (rc == LOCI_OK)
         rc = auth_user_by_id(c, x->p->user_id, &x->u);
     return rc;

@@ -53,6 +53,8 @@ extern const struct json_schema api_admin_user_schema;
 /* guard.c: the caller as the `before` hook established it (NULL when
  * anonymous). */
 const struct auth_principal *api_principal(struct http_req *req);
+/* The client's address as a rate-limit key (IPv6: its /64). */
+void api_client_key(struct http_req *req, char *out, size_t n);
 
 /* Run fn in a transaction; map store errors. */
 struct db_conn;

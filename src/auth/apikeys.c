@@ -129,3 +129,15 @@ int auth_apikey_revoke(struct db_conn *c, const char *user_id, const char *id)
     db_bind_text(st, 3, user_id, (size_t)-1);
     return db_run_one(st);
 }
+
+int auth_apikeys_revoke_all(struct db_conn *c, const char *user_id, int64_t *out_n)
+{
+    struct db_stmt *st = NULL;
+    int rc = db_prepare(
+        c, "UPDATE api_keys SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL", &st);
+    if (rc)
+        return rc;
+    db_bind_int64(st, 1, clock_now_ms());
+    db_bind_text(st, 2, user_id, (size_t)-1);
+    return db_run(st, out_n);
+}

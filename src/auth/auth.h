@@ -178,6 +178,9 @@ int auth_apikey_create(struct db_conn *c, const char *user_id, const char *name,
                        int64_t expires_at, char out_key[AUTH_APIKEY_LEN], json_t **out_meta);
 int auth_apikeys_list(struct db_conn *c, const char *user_id, json_t **out);
 int auth_apikey_revoke(struct db_conn *c, const char *user_id, const char *id);
+/* Revoke every key of the user (password reset or change, logout-all: a
+ * stolen session must not leave a key behind). */
+int auth_apikeys_revoke_all(struct db_conn *c, const char *user_id, int64_t *out_n);
 /* True when s looks like an API key (starts with "loci_"). */
 bool auth_is_apikey(const char *s);
 

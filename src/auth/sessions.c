@@ -10,6 +10,16 @@
 #include <stdio.h>
 #include <string.h>
 
+/* User agents are shown back to the user: keep printable ASCII only (a
+ * header may carry any bytes, and PostgreSQL refuses invalid UTF-8). */
+static void clean_user_agent(const char *ua, char *out, size_t n)
+{
+    size_t o = 0;
+    for (const char *p = ua ? ua : ""; *p && o + 1 < n; p++)
+        out[o++] = (*p >= 0x20 && *p < 0x7f) ? *p : '?';
+    out[o] = '\0';
+}
+
 static int insert_token(struct db_conn *c, const char *family, const char *user_id,
                         int64_t family_created, int64_t expires_at, int64_t idle_ms, const char *ua,
                         const char *ip, int64_t now, char out_token[AUTH_TOKEN_LEN])
@@ -35,7 +45,9 @@ static int insert_token(struct db_conn *c, const char *family, const char *user_
     db_bind_int64(st, 6, family_created);
     db_bind_int64(st, 7, expires_at);
     db_bind_int64(st, 8, idle < expires_at ? idle : expires_at);
-    db_bind_text(st, 9, ua ? ua : "", strnlen(ua ? ua : "", 200));
+    char clean_ua[201];
+    clean_user_agent(ua, clean_ua, sizeof(clean_ua));
+    db_bind_text(st, 9, clean_ua, (size_t)-1);
     db_bind_text(st, 10, ip ? ip : "", (size_t)-1);
     return db_run(st, NULL);
 }

@@ -401,6 +401,7 @@ static void app_release(struct app *app, bool can_close_db)
 {
     jobs_free(app->jobs);
     rl_free(app->limits);
+    rl_free(app->logins);
     auth_keys_free(app->keys);
     if (can_close_db)
         db_close(app->db);
@@ -432,6 +433,7 @@ static int cmd_serve(struct config *cfg, struct cli *cli)
         return EXIT_USAGE;
     }
     app.limits = rl_new_memory(200000);
+    app.logins = rl_new_memory(200000);
     app.jobs = jobs_new(app.db, &(struct jobs_opts){
                                     .workers = cfg->jobs_workers,
                                     .lease_ms = cfg->jobs_lease_ms,
@@ -499,12 +501,19 @@ static int cmd_serve(struct config *cfg, struct cli *cli)
     int spent_ms = (int)((clock_mono_ns() - t0) / 1000000);
     int budget = cfg->shutdown_timeout_ms > spent_ms ? cfg->shutdown_timeout_ms - spent_ms : 0;
     int released = jobs_stop(app.jobs, budget);
-    /* A stuck handler may still hold a connection: then leave the db open. */
-    app_release(&app, released == 0);
-    log_line(
-        NULL, LOG_INFO, "stopped",
-        (struct log_field[]){LF_INT("abandoned_requests", left), LF_INT("released_jobs", released)},
-        2);
+    log_line(NULL, LOG_INFO, "stopped",
+             (struct log_field[]){LF_INT("abandoned_requests", left),
+                                  LF_INT("released_jobs", released),
+                                  LF_INT("stuck_job_threads", jobs_detached(app.jobs))},
+             3);
+    if (jobs_detached(app.jobs) > 0) {
+        /* A handler is still running on a detached thread: it may be using
+         * the database or libcurl, so nothing may be torn down under it. The
+         * leases are released; exit now. */
+        fflush(stdout);
+        _exit(0);
+    }
+    app_release(&app, true);
     return 0;
 }
 

@@ -48,6 +48,8 @@ struct worker {
     pthread_t thread;
     char owner[64];      /* lease_owner value of this worker */
     struct job *current; /* guarded by js->mu */
+    uint64_t lease_seq;  /* guarded by js->mu: bumped per job, so a heartbeat
+                            never mistakes a new job for the one it renewed */
 };
 
 struct jobs {
@@ -63,7 +65,8 @@ struct jobs {
     bool is_started;
     pthread_mutex_t mu; /* guards is_stopping, wake_seq, workers[].current */
     pthread_cond_t cv;
-    bool is_stopping;
+    bool is_stopping;       /* workers: lease nothing more */
+    bool is_maint_stopping; /* maintenance: last to stop, heartbeats until then */
     unsigned wake_seq;
     struct db_conn *leader_conn; /* PostgreSQL: holds the scheduler lock */
     bool is_leader;
@@ -489,9 +492,13 @@ struct lease_args {
     struct job *job; /* out */
 };
 
+static void job_free(struct job *j);
+
 static int tx_lease(struct db_conn *c, void *arg)
 {
     struct lease_args *la = arg;
+    job_free(la->job); /* a retried transaction starts over */
+    la->job = NULL;
     struct jobs *js = la->w->js;
     int64_t now = clock_now_ms();
     struct db_stmt *st = NULL;
@@ -643,6 +650,7 @@ static void *worker_main(void *arg)
         if (rc == LOCI_OK && la.job) {
             pthread_mutex_lock(&js->mu);
             w->current = la.job;
+            w->lease_seq++;
             pthread_mutex_unlock(&js->mu);
             run_job(w, la.job);
             pthread_mutex_lock(&js->mu);
@@ -651,6 +659,8 @@ static void *worker_main(void *arg)
             job_free(la.job);
             continue;
         }
+        job_free(la.job); /* leased in a transaction that did not commit */
+        la.job = NULL;
         if (rc != LOCI_OK)
             log_line(NULL, LOG_WARN, "cannot lease jobs",
                      (struct log_field[]){LF_STR("error", loci_err_code(rc))}, 1);
@@ -680,12 +690,12 @@ static void heartbeat(struct jobs *js)
     /* Collect ids under the lock; update outside it. */
     int n = js->o.workers;
     char(*ids)[UUID_STR_LEN] = xcalloc((size_t)n + 1, UUID_STR_LEN);
-    struct job **jobs = xcalloc((size_t)n + 1, sizeof(*jobs));
+    uint64_t *seqs = xcalloc((size_t)n + 1, sizeof(*seqs));
     for (int i = 0; i < n; i++) {
         struct job *j = js->workers[i].current;
         if (j) {
             snprintf(ids[i], UUID_STR_LEN, "%s", j->id);
-            jobs[i] = j;
+            seqs[i] = js->workers[i].lease_seq;
         }
     }
     pthread_mutex_unlock(&js->mu);
@@ -708,15 +718,16 @@ static void heartbeat(struct jobs *js)
             if (rc == LOCI_ENOTFOUND) {
                 /* Cancelled or lost: tell the handler if it is still ours. */
                 pthread_mutex_lock(&js->mu);
-                if (js->workers[i].current == jobs[i])
-                    atomic_store(&jobs[i]->is_cancelled, true);
+                struct job *cur = js->workers[i].current;
+                if (cur && js->workers[i].lease_seq == seqs[i])
+                    atomic_store(&cur->is_cancelled, true);
                 pthread_mutex_unlock(&js->mu);
             }
         }
         db_release(c);
     }
     xfree(ids);
-    xfree(jobs);
+    xfree(seqs);
 }
 
 int jobs_reap_expired(struct db *db, int64_t now, int *out_n)
@@ -904,7 +915,8 @@ static void *maint_main(void *arg)
     int64_t next_beat = 0, next_reap = 0, next_tick = 0;
     for (;;) {
         pthread_mutex_lock(&js->mu);
-        bool stop = js->is_stopping;
+        bool stop = js->is_maint_stopping;
+        bool draining = js->is_stopping;
         pthread_mutex_unlock(&js->mu);
         if (stop)
             break;
@@ -920,7 +932,7 @@ static void *maint_main(void *arg)
                 jobs_wake(js);
             next_reap = now + 1000;
         }
-        if (js->o.run_scheduler && now >= next_tick) {
+        if (js->o.run_scheduler && !draining && now >= next_tick) {
             if (try_lead(js))
                 jobs_scheduler_tick(js, now);
             next_tick = now + 1000;
@@ -933,7 +945,7 @@ static void *maint_main(void *arg)
             ts.tv_nsec -= 1000000000L;
         }
         pthread_mutex_lock(&js->mu);
-        if (!js->is_stopping)
+        if (!js->is_maint_stopping)
             pthread_cond_timedwait(&js->cv, &js->mu, &ts);
         pthread_mutex_unlock(&js->mu);
     }
@@ -991,7 +1003,8 @@ int jobs_stop(struct jobs *js, int timeout_ms)
     js->is_stopping = true;
     pthread_cond_broadcast(&js->cv);
     pthread_mutex_unlock(&js->mu);
-    pthread_join(js->maint, NULL);
+    /* The maintenance thread keeps heartbeating the running jobs' leases
+     * while we wait; it stops last. */
     int64_t deadline = clock_mono_ns() + (int64_t)timeout_ms * 1000000LL;
     int busy = 0;
     for (;;) {
@@ -1033,6 +1046,11 @@ int jobs_stop(struct jobs *js, int timeout_ms)
             break;
         clock_sleep_ms(10);
     }
+    pthread_mutex_lock(&js->mu);
+    js->is_maint_stopping = true;
+    pthread_cond_broadcast(&js->cv);
+    pthread_mutex_unlock(&js->mu);
+    pthread_join(js->maint, NULL);
     for (int i = 0; i < js->o.workers; i++) {
         pthread_mutex_lock(&js->mu);
         bool stuck = js->workers[i].current != NULL;
@@ -1053,6 +1071,11 @@ int jobs_stop(struct jobs *js, int timeout_ms)
     metrics_remove_collector(collect_metrics, js);
     js->is_started = false;
     return released;
+}
+
+int jobs_detached(const struct jobs *js)
+{
+    return js ? js->n_detached : 0;
 }
 
 void jobs_free(struct jobs *js)

@@ -108,6 +108,10 @@ void jobs_wake(struct jobs *js);
  * writes are refused), give them 2 s more to return, stop the threads.
  * Returns how many jobs were released. */
 int jobs_stop(struct jobs *js, int timeout_ms);
+/* Worker threads jobs_stop() had to leave running (a stuck handler). When
+ * non-zero the process must exit without tearing down what they may use
+ * (database, libcurl, metrics). */
+int jobs_detached(const struct jobs *js);
 /* Free the pool (after jobs_stop, or when never started). If a stuck
  * handler's thread had to be left running, the pool is deliberately not
  * freed (the process is exiting). */

@@ -34,29 +34,56 @@ struct ratelimit {
     void *self;
 };
 
-/* Drop entries nobody has touched for an hour (their state is back to
- * neutral by then); called when the table is full. */
-static void evict(struct mem_store *m, int64_t now)
+/* An entry whose limits are all back to neutral holds no information: a
+ * fresh entry would behave the same. */
+static bool is_neutral(const struct rl_entry *e, int64_t now)
+{
+    return e->tat <= now && e->blocked_until <= now && e->failures == 0;
+}
+
+static void unlink_free(struct mem_store *m, struct rl_entry **pp)
+{
+    struct rl_entry *e = *pp;
+    *pp = e->next;
+    xfree(e->key);
+    xfree(e);
+    m->n_keys--;
+}
+
+/* Make room when the table is full. One sweep drops every neutral entry (and
+ * failure counts untouched for an hour), so sweeps are rare; if every entry
+ * is still live, the least recently touched entry of the probed chains goes.
+ * A key is never left untracked: a full table must not switch limits off. */
+static void make_room(struct mem_store *m, uint32_t slot, int64_t now)
 {
     for (size_t i = 0; i < m->n_slots; i++) {
         struct rl_entry **pp = &m->table[i];
         while (*pp) {
             struct rl_entry *e = *pp;
-            if (now - e->touched > 3600000 && e->blocked_until < now && e->tat < now) {
-                *pp = e->next;
-                xfree(e->key);
-                xfree(e);
-                m->n_keys--;
-            } else {
+            bool stale_failures = e->blocked_until <= now && now - e->touched > 3600000;
+            if (is_neutral(e, now) || stale_failures)
+                unlink_free(m, pp);
+            else
                 pp = &e->next;
-            }
         }
     }
+    if (m->n_keys < m->max_keys)
+        return;
+    struct rl_entry **victim = NULL;
+    for (uint32_t k = 0; k < 8 && !victim; k++) {
+        uint32_t s = (slot + k) % (uint32_t)m->n_slots;
+        for (struct rl_entry **pp = &m->table[s]; *pp; pp = &(*pp)->next) {
+            if (!victim || (*pp)->touched < (*victim)->touched)
+                victim = pp;
+        }
+    }
+    if (victim)
+        unlink_free(m, victim);
 }
 
 static struct rl_entry *get_entry(struct mem_store *m, const char *key, int64_t now)
 {
-    uint32_t slot = str_hash(key) % m->n_slots;
+    uint32_t slot = str_hash(key) % (uint32_t)m->n_slots;
     for (struct rl_entry *e = m->table[slot]; e; e = e->next) {
         if (strcmp(e->key, key) == 0) {
             e->touched = now;
@@ -64,9 +91,7 @@ static struct rl_entry *get_entry(struct mem_store *m, const char *key, int64_t 
         }
     }
     if (m->n_keys >= m->max_keys)
-        evict(m, now);
-    if (m->n_keys >= m->max_keys)
-        return NULL; /* still full: refuse to track more (callers fail open) */
+        make_room(m, slot, now);
     struct rl_entry *e = xcalloc(1, sizeof(*e));
     e->key = xstrdup(key);
     e->touched = now;
@@ -85,11 +110,6 @@ static int mem_take(void *self, const char *key, const struct rl_policy *p, int6
     double tolerance = t * (double)p->burst;
     pthread_mutex_lock(&m->mu);
     struct rl_entry *e = get_entry(m, key, now);
-    if (!e) {
-        pthread_mutex_unlock(&m->mu);
-        *out = (struct rl_result){true, p->burst - 1, 0, 0};
-        return LOCI_OK;
-    }
     double tat = e->tat > now ? (double)e->tat : (double)now;
     double new_tat = tat + t;
     double ahead = new_tat - (double)now;
@@ -114,13 +134,11 @@ static int mem_fail(void *self, const char *key, int free_failures, int64_t now)
     struct mem_store *m = self;
     pthread_mutex_lock(&m->mu);
     struct rl_entry *e = get_entry(m, key, now);
-    if (e) {
-        e->failures++;
-        int over = e->failures - free_failures;
-        if (over >= 0) {
-            int64_t wait = over >= 20 ? RL_BACKOFF_CAP_MS : 1000LL << over;
-            e->blocked_until = now + (wait < RL_BACKOFF_CAP_MS ? wait : RL_BACKOFF_CAP_MS);
-        }
+    e->failures++;
+    int over = e->failures - free_failures;
+    if (over >= 0) {
+        int64_t wait = over >= 20 ? RL_BACKOFF_CAP_MS : 1000LL << over;
+        e->blocked_until = now + (wait < RL_BACKOFF_CAP_MS ? wait : RL_BACKOFF_CAP_MS);
     }
     pthread_mutex_unlock(&m->mu);
     return LOCI_OK;

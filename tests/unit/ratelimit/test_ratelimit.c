@@ -62,16 +62,32 @@ TEST(backoff_doubles_caps_and_clears)
     rl_free(rl);
 }
 
-TEST(memory_store_is_bounded)
+TEST(full_store_never_switches_limits_off)
 {
     struct ratelimit *rl = rl_new_memory(10);
     struct rl_policy p = {"t", 60, 60, 1};
     struct rl_result r;
     char key[16];
+    /* An attacker fills the table with fresh keys ... */
     for (int i = 0; i < 50; i++) {
         snprintf(key, sizeof(key), "k%d", i);
         CHECK_INT(rl_take(rl, key, &p, 1000, &r), ==, LOCI_OK);
-        CHECK(r.is_allowed); /* beyond the bound: fail open, never crash */
+        CHECK(r.is_allowed);
+    }
+    /* ... yet a key over its limit is still refused, even though the store
+     * holds at most 10 keys (it used to fail open once full). */
+    CHECK_INT(rl_take(rl, "victim", &p, 1000, &r), ==, LOCI_OK);
+    CHECK(r.is_allowed);
+    CHECK_INT(rl_take(rl, "victim", &p, 1000, &r), ==, LOCI_OK);
+    CHECK(!r.is_allowed);
+    /* Back-off too, and once the limits are neutral again entries are
+     * reclaimed rather than refused. */
+    rl_backoff_fail(rl, "login", 1, 1000);
+    CHECK_INT(rl_backoff_wait(rl, "login", 1000), ==, 1000);
+    for (int i = 0; i < 50; i++) {
+        snprintf(key, sizeof(key), "later%d", i);
+        CHECK_INT(rl_take(rl, key, &p, 500000, &r), ==, LOCI_OK);
+        CHECK(r.is_allowed);
     }
     rl_free(rl);
 }
