@@ -995,6 +995,21 @@ static int release_lease(struct jobs *js, const char *id, const char *owner)
     return rc;
 }
 
+/* Wait until no worker runs a job, or until the monotonic deadline. */
+static void wait_idle(struct jobs *js, int64_t deadline_ns)
+{
+    for (;;) {
+        int busy = 0;
+        pthread_mutex_lock(&js->mu);
+        for (int i = 0; i < js->o.workers; i++)
+            busy += js->workers[i].current != NULL;
+        pthread_mutex_unlock(&js->mu);
+        if (busy == 0 || clock_mono_ns() >= deadline_ns)
+            return;
+        clock_sleep_ms(10);
+    }
+}
+
 int jobs_stop(struct jobs *js, int timeout_ms)
 {
     if (!js->is_started)
@@ -1006,17 +1021,7 @@ int jobs_stop(struct jobs *js, int timeout_ms)
     /* The maintenance thread keeps heartbeating the running jobs' leases
      * while we wait; it stops last. */
     int64_t deadline = clock_mono_ns() + (int64_t)timeout_ms * 1000000LL;
-    int busy = 0;
-    for (;;) {
-        busy = 0;
-        pthread_mutex_lock(&js->mu);
-        for (int i = 0; i < js->o.workers; i++)
-            busy += js->workers[i].current != NULL;
-        pthread_mutex_unlock(&js->mu);
-        if (busy == 0 || clock_mono_ns() >= deadline)
-            break;
-        clock_sleep_ms(10);
-    }
+    wait_idle(js, deadline);
     int released = 0;
     for (int i = 0; i < js->o.workers; i++) {
         pthread_mutex_lock(&js->mu);
@@ -1035,17 +1040,7 @@ int jobs_stop(struct jobs *js, int timeout_ms)
     }
     /* Give handlers a short grace to return (their writes are refused now);
      * a handler that still runs cannot be interrupted: detach its thread. */
-    int64_t grace = clock_mono_ns() + 2000000000LL;
-    for (;;) {
-        busy = 0;
-        pthread_mutex_lock(&js->mu);
-        for (int i = 0; i < js->o.workers; i++)
-            busy += js->workers[i].current != NULL;
-        pthread_mutex_unlock(&js->mu);
-        if (busy == 0 || clock_mono_ns() >= grace)
-            break;
-        clock_sleep_ms(10);
-    }
+    wait_idle(js, clock_mono_ns() + 2000000000LL);
     pthread_mutex_lock(&js->mu);
     js->is_maint_stopping = true;
     pthread_cond_broadcast(&js->cv);

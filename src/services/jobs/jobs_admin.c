@@ -143,6 +143,22 @@ static int current_status(struct db_conn *c, const char *id, char *out, size_t n
     return rc;
 }
 
+/* Run a state change `... = ? (now), updated_at = ? (now) ... WHERE id = ?
+ * AND status IN (...)`; a row that moved on meanwhile is a conflict. */
+static int transition(struct db_conn *c, const char *id, const char *sql)
+{
+    int64_t now = clock_now_ms();
+    struct db_stmt *st = NULL;
+    int rc = db_prepare(c, sql, &st);
+    if (rc)
+        return rc;
+    db_bind_int64(st, 1, now);
+    db_bind_int64(st, 2, now);
+    db_bind_text(st, 3, id, (size_t)-1);
+    rc = db_run_one(st);
+    return rc == LOCI_ENOTFOUND ? LOCI_ECONFLICT : rc;
+}
+
 int jobs_retry(struct db_conn *c, const char *id)
 {
     char status[16];
@@ -151,21 +167,11 @@ int jobs_retry(struct db_conn *c, const char *id)
         return rc;
     if (strcmp(status, "queued") == 0 || strcmp(status, "running") == 0)
         return LOCI_ECONFLICT;
-    int64_t now = clock_now_ms();
-    struct db_stmt *st = NULL;
-    rc = db_prepare(c,
-                    "UPDATE jobs SET status = 'queued', attempts = 0, run_at = ?, updated_at = ?, "
-                    "finished_at = NULL, progress = 0, progress_message = NULL, "
-                    "cancel_requested = 0 "
-                    "WHERE id = ? AND status IN ('dead', 'cancelled', 'completed')",
-                    &st);
-    if (rc)
-        return rc;
-    db_bind_int64(st, 1, now);
-    db_bind_int64(st, 2, now);
-    db_bind_text(st, 3, id, (size_t)-1);
-    rc = db_run_one(st);
-    return rc == LOCI_ENOTFOUND ? LOCI_ECONFLICT : rc;
+    return transition(c, id,
+                      "UPDATE jobs SET status = 'queued', attempts = 0, run_at = ?, "
+                      "updated_at = ?, finished_at = NULL, progress = 0, progress_message = NULL, "
+                      "cancel_requested = 0 "
+                      "WHERE id = ? AND status IN ('dead', 'cancelled', 'completed')");
 }
 
 int jobs_cancel(struct db_conn *c, const char *id)
@@ -176,20 +182,10 @@ int jobs_cancel(struct db_conn *c, const char *id)
         return rc;
     if (strcmp(status, "queued") != 0 && strcmp(status, "running") != 0)
         return LOCI_ECONFLICT;
-    int64_t now = clock_now_ms();
-    struct db_stmt *st = NULL;
-    rc = db_prepare(c,
-                    "UPDATE jobs SET status = 'cancelled', cancel_requested = 1, "
-                    "finished_at = ?, updated_at = ?, lease_owner = NULL, lease_expires_at = NULL "
-                    "WHERE id = ? AND status IN ('queued', 'running')",
-                    &st);
-    if (rc)
-        return rc;
-    db_bind_int64(st, 1, now);
-    db_bind_int64(st, 2, now);
-    db_bind_text(st, 3, id, (size_t)-1);
-    rc = db_run_one(st);
-    return rc == LOCI_ENOTFOUND ? LOCI_ECONFLICT : rc;
+    return transition(c, id,
+                      "UPDATE jobs SET status = 'cancelled', cancel_requested = 1, "
+                      "finished_at = ?, updated_at = ?, lease_owner = NULL, "
+                      "lease_expires_at = NULL WHERE id = ? AND status IN ('queued', 'running')");
 }
 
 int jobs_purge_finished(struct db_conn *c, int64_t before, int64_t *out_n)
