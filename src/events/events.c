@@ -70,23 +70,10 @@ out:
     return rc;
 }
 
-int events_read(struct db_conn *c, const char *user_id, int64_t after, int limit, events_fn fn,
-                void *arg, int64_t *out_last)
+/* Feed the rows of st (offset, id, user_id, type, data, created_at) to fn. */
+static int read_rows(struct db_stmt *st, events_fn fn, void *arg, int64_t *out_last)
 {
-    if (out_last)
-        *out_last = after;
-    if (!user_id || limit < 1 || limit > 1000 || after < 0)
-        return LOCI_EINVAL;
-    struct db_stmt *st = NULL;
-    int rc = db_prepare(c,
-                        "SELECT \"offset\", id, user_id, type, data, created_at FROM events "
-                        "WHERE user_id = ? AND \"offset\" > ? ORDER BY \"offset\" LIMIT ?",
-                        &st);
-    if (rc)
-        return rc;
-    db_bind_text(st, 1, user_id, (size_t)-1);
-    db_bind_int64(st, 2, after);
-    db_bind_int64(st, 3, limit);
+    int rc;
     while ((rc = db_step(st)) == LOCI_ROW) {
         struct event_view ev;
         ev.offset = db_col_int64(st, 0);
@@ -105,6 +92,45 @@ int events_read(struct db_conn *c, const char *user_id, int64_t after, int limit
     }
     db_stmt_done(st);
     return rc;
+}
+
+int events_read(struct db_conn *c, const char *user_id, int64_t after, int limit, events_fn fn,
+                void *arg, int64_t *out_last)
+{
+    if (out_last)
+        *out_last = after;
+    if (!user_id || limit < 1 || limit > 1000 || after < 0)
+        return LOCI_EINVAL;
+    struct db_stmt *st = NULL;
+    int rc = db_prepare(c,
+                        "SELECT \"offset\", id, user_id, type, data, created_at FROM events "
+                        "WHERE user_id = ? AND \"offset\" > ? ORDER BY \"offset\" LIMIT ?",
+                        &st);
+    if (rc)
+        return rc;
+    db_bind_text(st, 1, user_id, (size_t)-1);
+    db_bind_int64(st, 2, after);
+    db_bind_int64(st, 3, limit);
+    return read_rows(st, fn, arg, out_last);
+}
+
+int events_read_all(struct db_conn *c, int64_t after, int limit, events_fn fn, void *arg,
+                    int64_t *out_last)
+{
+    if (out_last)
+        *out_last = after;
+    if (limit < 1 || limit > 1000 || after < 0)
+        return LOCI_EINVAL;
+    struct db_stmt *st = NULL;
+    int rc = db_prepare(c,
+                        "SELECT \"offset\", id, user_id, type, data, created_at FROM events "
+                        "WHERE \"offset\" > ? ORDER BY \"offset\" LIMIT ?",
+                        &st);
+    if (rc)
+        return rc;
+    db_bind_int64(st, 1, after);
+    db_bind_int64(st, 2, limit);
+    return read_rows(st, fn, arg, out_last);
 }
 
 int events_head(struct db_conn *c, int64_t *out)

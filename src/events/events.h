@@ -44,6 +44,12 @@ typedef int (*events_fn)(const struct event_view *ev, void *arg);
 int events_read(struct db_conn *c, const char *user_id, int64_t after, int limit, events_fn fn,
                 void *arg, int64_t *out_last);
 
+/* Every user's events (and system events) after `after`, oldest first, at
+ * most limit (1..1000): for the bus, which fans them out. Same contract as
+ * events_read otherwise. */
+int events_read_all(struct db_conn *c, int64_t after, int limit, events_fn fn, void *arg,
+                    int64_t *out_last);
+
 /* The highest committed offset (0 when empty). */
 int events_head(struct db_conn *c, int64_t *out);
 
