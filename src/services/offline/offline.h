@@ -9,7 +9,12 @@
  * statistics and no stop words.
  *
  * Everything here is pure computation: deterministic for the same input,
- * allocates with xmalloc, and is safe from any thread concurrently.
+ * allocates with xmalloc, and is safe from any thread concurrently. Texts
+ * are UTF-8 with their length (invalid bytes are skipped); a NULL text is
+ * allowed only with length 0. Failures are LOCI_EINVAL (bad arguments),
+ * LOCI_ETOOBIG (a text over TEXT_MAX_BYTES) and LOCI_EINTERNAL (ICU or the
+ * stemmer unavailable). The formulas are documented at the top of each
+ * offline_*.c file.
  */
 #ifndef LOCI_SERVICES_OFFLINE_H
 #define LOCI_SERVICES_OFFLINE_H
@@ -18,7 +23,7 @@
 #include <stddef.h>
 
 #define OFFLINE_DEFAULT_DIMS 384
-#define OFFLINE_MAX_DIMS 4096
+#define OFFLINE_MAX_DIMS     4096
 
 /* ---- Embeddings --------------------------------------------------------
  * Hashed word uni- and bi-grams plus character 3..5-grams of each word,
@@ -31,7 +36,8 @@
  * LOCI_EINVAL. */
 int offline_embed(const char *const *texts, const size_t *lens, size_t n, int dims, float *out);
 
-/* Cosine of two L2-normalised vectors (their dot product). */
+/* Cosine of two L2-normalised vectors (their dot product). Safe from any
+ * thread. */
 float offline_dot(const float *a, const float *b, int dims);
 
 /* ---- Key terms (YAKE-style) --------------------------------------------- */
@@ -48,26 +54,33 @@ struct offline_terms {
 };
 
 /* Extract up to max_terms 1..3-word key terms from text (n bytes). A text
- * with no candidates gives n_terms = 0 and returns 0. Release the result
- * with offline_terms_release(). */
+ * with no candidates (or max_terms 0) gives n_terms = 0 and returns 0.
+ * key is text_term_key() of term, and no two terms share a key. out is set
+ * up in place; on error it is empty. Release the result with
+ * offline_terms_release() (NULL-safe, idempotent). */
 int offline_keyterms(const char *text, size_t n, size_t max_terms, struct offline_terms *out);
 void offline_terms_release(struct offline_terms *t);
 
 /* ---- Summaries (TextRank + MMR) ----------------------------------------- */
 struct offline_summary_opts {
     size_t max_sentences; /* 0 = 3 */
-    size_t max_chars;     /* 0 = 600; the summary never exceeds it */
+    size_t max_chars;     /* 0 = 600; the summary never exceeds it (Unicode code points) */
 };
 
-/* A summary made only of whole sentences of the text, in source order.
- * *out is a new NUL-terminated string (free with xfree); an empty text
- * gives "". */
-int offline_summarize(const char *text, size_t n, const struct offline_summary_opts *o,
-                      char **out);
+/* A summary made only of whole sentences of the text, in source order,
+ * joined by one space; each sentence is trimmed, its white space runs
+ * collapsed to one space, control characters and invalid UTF-8 dropped, and
+ * a leading Markdown list marker removed. o may be NULL (defaults). A
+ * sentence that does not fit in max_chars is skipped, never cut. *out is a
+ * new NUL-terminated string (free with xfree); an empty text, or one where
+ * no sentence fits, gives "". */
+int offline_summarize(const char *text, size_t n, const struct offline_summary_opts *o, char **out);
 
 /* The sentence of text that best defines term (mentions it, reads like a
- * definition: "X is …", "X refers to …", early, not too long). *out is a
- * new string, or NULL when no sentence mentions the term. */
+ * definition: "X is …", "X refers to …", early, not too long). A sentence
+ * mentions the term when the stems of the term's words occur as
+ * consecutive words of it. *out is a new string (cleaned as in summaries;
+ * free with xfree), or NULL when no sentence mentions the term. */
 int offline_define(const char *term, size_t term_n, const char *text, size_t n, char **out);
 
 /* ---- Extractive answers ------------------------------------------------- */
@@ -78,8 +91,11 @@ struct offline_passage {
 
 struct offline_answer_opts {
     size_t max_sentences; /* 0 = 4 */
-    size_t max_chars;     /* 0 = 1200 */
+    size_t max_chars;     /* 0 = 1200; markdown never exceeds it (code points, markers included) */
 };
+
+/* The whole markdown of an answer that found nothing. */
+#define OFFLINE_NOT_FOUND "I could not find anything about this in your material."
 
 struct offline_answer {
     char *markdown; /* new string: the answer, with [n] markers (1-based passage numbers) */
@@ -90,10 +106,13 @@ struct offline_answer {
 
 /* Answer question from passages only: rank the passages' sentences by BM25
  * (over sentences) plus embedding cosine to the question, pick with MMR,
- * keep source order, end each picked sentence with its passage's [n]. When
- * no sentence shares a content word (stem) with the question, is_found is
- * false, markdown says nothing relevant was found and nothing is cited.
- * Release with offline_answer_release(). */
+ * keep source order, end each picked sentence with its passage's [n]
+ * (consecutive sentences of one passage share the marker after the last).
+ * Sentences are cleaned as in summaries. When no sentence shares a content
+ * word (stem) with the question, or none fits in max_chars, is_found is
+ * false, markdown is OFFLINE_NOT_FOUND and nothing is cited. o may be NULL (defaults). out is set
+ * up in place; on error it is empty. Release with offline_answer_release() (NULL-safe, idempotent).
+ */
 int offline_answer(const char *question, size_t qn, const struct offline_passage *passages,
                    size_t n_passages, const struct offline_answer_opts *o,
                    struct offline_answer *out);
