@@ -68,6 +68,26 @@ struct http_server {
     int64_t off_deadline_ns; /* queued work after this is answered 503 */
     int n_off_threads;
     pthread_t *off_threads;
+    /* Deferred replies and streams: guarded by defer_mu (each stream's own
+     * buffer by its mu). */
+    pthread_mutex_t defer_mu;
+    struct http_req *deferred;   /* requests waiting for http_deferred_done() */
+    struct http_stream *streams; /* open streams */
+    bool is_defer_stopping;
+};
+
+/* An SSE (or any chunked) body written from another thread. */
+struct http_stream {
+    struct http_server *srv;
+    struct MHD_Connection *conn;
+    pthread_mutex_t mu; /* guards everything below */
+    struct buf pending; /* bytes not yet handed to MHD, from `off` */
+    size_t off;
+    bool is_closed;                  /* no more writes: end of stream once drained */
+    bool is_gone;                    /* MHD is done with the response (sent or client left) */
+    bool is_suspended;               /* the reader found nothing and suspended the connection */
+    int refs;                        /* the owner and the MHD response */
+    struct http_stream *next, *prev; /* srv->streams, under srv->defer_mu */
 };
 
 struct http_req {
@@ -103,6 +123,13 @@ struct http_req {
     bool is_offloaded;           /* handed to the offload pool, connection suspended */
     atomic_bool is_offload_done; /* the pool ran the handler; reply on resume */
     struct http_req *off_next;   /* offload queue link */
+    /* http_defer(): the fields below are guarded by srv->defer_mu */
+    bool is_deferred;
+    bool is_suspended;   /* on_access suspended the connection */
+    bool is_reply_ready; /* the owner (or shutdown) replied: queue on resume */
+    bool is_claimed;     /* someone won http_deferred_claim() */
+    int refs;            /* deferred: the owner and MHD; freed at 0 */
+    struct http_req *defer_next, *defer_prev;
 };
 
 /* ------------------------------------------------------------------ */
@@ -630,6 +657,12 @@ static void run_handler(struct http_req *req)
     int rc = o->before ? o->before(req) : LOCI_OK;
     if (rc == LOCI_OK && !req->resp)
         rc = req->route->handler(req);
+    if (rc == LOCI_OK && !req->resp && req->is_deferred)
+        return; /* the owner replies later */
+    if (req->is_deferred && rc != LOCI_OK) {
+        /* A handler that deferred must then return 0. */
+        log_error(&req->log, "handler deferred and failed");
+    }
     if (!req->resp) {
         if (rc == LOCI_OK) {
             log_error(&req->log, "handler returned without a reply");
@@ -785,6 +818,267 @@ static bool framing_is_ambiguous(struct http_req *req)
     return f.is_ambiguous || (f.n_content_length > 0 && f.has_transfer_encoding);
 }
 
+/* ------------------------------------------------------------------ */
+/* deferred replies                                                     */
+
+static void req_free(struct http_req *req);
+
+int http_defer(struct http_req *req)
+{
+    struct http_server *srv = req->srv;
+    if (req->is_offloaded || req->resp)
+        BUG("http_defer on an offloaded or answered request");
+    pthread_mutex_lock(&srv->defer_mu);
+    if (srv->is_defer_stopping) {
+        pthread_mutex_unlock(&srv->defer_mu);
+        return LOCI_EUNAVAILABLE;
+    }
+    req->is_deferred = true;
+    req->refs = 2;
+    req->defer_next = srv->deferred;
+    if (srv->deferred)
+        srv->deferred->defer_prev = req;
+    srv->deferred = req;
+    pthread_mutex_unlock(&srv->defer_mu);
+    return LOCI_OK;
+}
+
+bool http_deferred_claim(struct http_req *req)
+{
+    pthread_mutex_lock(&req->srv->defer_mu);
+    bool won = !req->is_claimed;
+    req->is_claimed = true;
+    pthread_mutex_unlock(&req->srv->defer_mu);
+    return won;
+}
+
+/* Under defer_mu: the reply is made; let MHD send it. */
+static void deferred_ready_locked(struct http_req *req)
+{
+    if (req->is_reply_ready)
+        return;
+    req->is_reply_ready = true;
+    if (req->is_suspended) {
+        req->is_suspended = false;
+        MHD_resume_connection(req->conn);
+    }
+}
+
+/* Under defer_mu: drop a reference; true when the request must be freed. */
+static bool deferred_unref_locked(struct http_req *req)
+{
+    if (--req->refs > 0)
+        return false;
+    struct http_server *srv = req->srv;
+    if (req->defer_prev)
+        req->defer_prev->defer_next = req->defer_next;
+    else
+        srv->deferred = req->defer_next;
+    if (req->defer_next)
+        req->defer_next->defer_prev = req->defer_prev;
+    return true;
+}
+
+void http_deferred_done(struct http_req *req)
+{
+    struct http_server *srv = req->srv;
+    pthread_mutex_lock(&srv->defer_mu);
+    if (req->is_claimed && !req->is_reply_ready) {
+        if (!req->resp) {
+            pthread_mutex_unlock(&srv->defer_mu);
+            log_error(&req->log, "deferred request finished without a reply");
+            http_reply_error(req, LOCI_EINTERNAL, NULL, NULL);
+            pthread_mutex_lock(&srv->defer_mu);
+        }
+        deferred_ready_locked(req);
+    }
+    bool is_last = deferred_unref_locked(req);
+    pthread_mutex_unlock(&srv->defer_mu);
+    if (is_last)
+        req_free(req);
+}
+
+/* on_access for a deferred request: suspend until the reply is ready, then
+ * queue it. The check and the suspension happen under defer_mu so a reply
+ * made meanwhile on another thread is never missed. */
+static enum MHD_Result deferred_access(struct http_req *req)
+{
+    struct http_server *srv = req->srv;
+    pthread_mutex_lock(&srv->defer_mu);
+    if (req->is_reply_ready) {
+        pthread_mutex_unlock(&srv->defer_mu);
+        return queue(req);
+    }
+    if (!req->is_suspended) {
+        MHD_suspend_connection(req->conn);
+        req->is_suspended = true;
+    }
+    pthread_mutex_unlock(&srv->defer_mu);
+    return MHD_YES;
+}
+
+/* ------------------------------------------------------------------ */
+/* streams                                                              */
+
+static void stream_wake_locked(struct http_stream *st)
+{
+    if (st->is_suspended) {
+        st->is_suspended = false;
+        MHD_resume_connection(st->conn);
+    }
+}
+
+static void stream_unref(struct http_stream *st)
+{
+    pthread_mutex_lock(&st->mu);
+    bool is_last = --st->refs == 0;
+    pthread_mutex_unlock(&st->mu);
+    if (!is_last)
+        return;
+    struct http_server *srv = st->srv;
+    pthread_mutex_lock(&srv->defer_mu);
+    if (st->prev)
+        st->prev->next = st->next;
+    else
+        srv->streams = st->next;
+    if (st->next)
+        st->next->prev = st->prev;
+    pthread_mutex_unlock(&srv->defer_mu);
+    buf_release(&st->pending);
+    pthread_mutex_destroy(&st->mu);
+    xfree(st);
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+    (void)pos;
+    struct http_stream *st = cls;
+    pthread_mutex_lock(&st->mu);
+    ssize_t n;
+    if (st->pending.len > st->off) {
+        size_t k = st->pending.len - st->off;
+        if (k > max)
+            k = max;
+        memcpy(out, st->pending.p + st->off, k);
+        st->off += k;
+        if (st->off == st->pending.len) {
+            buf_reset(&st->pending);
+            st->off = 0;
+        }
+        n = (ssize_t)k;
+    } else if (st->is_closed) {
+        n = MHD_CONTENT_READER_END_OF_STREAM;
+    } else {
+        /* Nothing yet: park the connection until a write wakes it. */
+        MHD_suspend_connection(st->conn);
+        st->is_suspended = true;
+        n = 0;
+    }
+    pthread_mutex_unlock(&st->mu);
+    return n;
+}
+
+static void stream_gone(void *cls)
+{
+    struct http_stream *st = cls;
+    pthread_mutex_lock(&st->mu);
+    st->is_gone = true;
+    pthread_mutex_unlock(&st->mu);
+    stream_unref(st);
+}
+
+struct http_stream *http_stream_open(struct http_req *req, int status, const char *content_type,
+                                     size_t max_buffered)
+{
+    struct http_server *srv = req->srv;
+    struct http_stream *st = xcalloc(1, sizeof(*st));
+    st->srv = srv;
+    st->conn = req->conn;
+    st->refs = 2;
+    pthread_mutex_init(&st->mu, NULL);
+    buf_init(&st->pending, max_buffered);
+    pthread_mutex_lock(&srv->defer_mu);
+    bool is_stopping = srv->is_defer_stopping;
+    if (!is_stopping) {
+        st->next = srv->streams;
+        if (srv->streams)
+            srv->streams->prev = st;
+        srv->streams = st;
+    }
+    pthread_mutex_unlock(&srv->defer_mu);
+    struct MHD_Response *r = is_stopping
+                                 ? NULL
+                                 : MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024,
+                                                                     stream_read, st, stream_gone);
+    if (!r) {
+        if (!is_stopping) {
+            st->refs = 1; /* no response will ever call stream_gone */
+            stream_unref(st);
+        } else {
+            buf_release(&st->pending);
+            pthread_mutex_destroy(&st->mu);
+            xfree(st);
+        }
+        return NULL;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(r, "X-Accel-Buffering", "no");
+    set_reply(req, status, r, 0);
+    return st;
+}
+
+int http_stream_write(struct http_stream *st, const void *p, size_t n)
+{
+    pthread_mutex_lock(&st->mu);
+    int rc = LOCI_OK;
+    if (st->is_gone || st->is_closed) {
+        rc = LOCI_EIO;
+    } else if (buf_append(&st->pending, p, n)) {
+        /* The client does not keep up: end the stream rather than buffer
+         * without bound. */
+        st->is_closed = true;
+        rc = LOCI_ETOOBIG;
+    }
+    stream_wake_locked(st);
+    pthread_mutex_unlock(&st->mu);
+    return rc;
+}
+
+void http_stream_close(struct http_stream *st)
+{
+    if (!st)
+        return;
+    pthread_mutex_lock(&st->mu);
+    st->is_closed = true;
+    stream_wake_locked(st);
+    pthread_mutex_unlock(&st->mu);
+    stream_unref(st);
+}
+
+/* Shutdown: answer every deferred request still waiting with 503 and end
+ * every stream, so no connection stays suspended when the daemon stops. */
+static void defer_stop_all(struct http_server *srv)
+{
+    pthread_mutex_lock(&srv->defer_mu);
+    srv->is_defer_stopping = true;
+    for (struct http_req *req = srv->deferred; req; req = req->defer_next) {
+        if (req->is_claimed)
+            continue; /* its owner is replying now */
+        req->is_claimed = true;
+        http_set_header(req, "Connection", "close");
+        http_reply_error(req, LOCI_EUNAVAILABLE, NULL, "the server is shutting down");
+        deferred_ready_locked(req);
+    }
+    for (struct http_stream *st = srv->streams; st; st = st->next) {
+        pthread_mutex_lock(&st->mu);
+        st->is_closed = true;
+        stream_wake_locked(st);
+        pthread_mutex_unlock(&st->mu);
+    }
+    pthread_mutex_unlock(&srv->defer_mu);
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls)
@@ -827,12 +1121,16 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     }
     if (req->is_queued)
         return MHD_YES;
+    if (req->is_deferred)
+        return deferred_access(req);
     if (req->is_offloaded) {
         if (!atomic_load(&req->is_offload_done))
             return MHD_YES; /* spurious call while the pool works */
         return queue(req);  /* resumed: the pool left the reply */
     }
     dispatch(req);
+    if (req->is_deferred && !req->resp)
+        return deferred_access(req);
     if (req->is_offloaded) {
         pthread_mutex_lock(&srv->off_mu);
         if (srv->is_off_stopping) {
@@ -920,13 +1218,29 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         log_line(&ctx, req->status >= 500 || req->status == 0 ? LOG_WARN : LOG_INFO, "request", f,
                  (int)(sizeof(f) / sizeof(f[0])));
     }
+    if (req->resp) {
+        MHD_destroy_response(req->resp);
+        req->resp = NULL;
+    }
+    metrics_add(srv->m_in_flight, -1);
+    atomic_fetch_sub(&srv->in_flight, 1);
+    if (req->is_deferred) {
+        pthread_mutex_lock(&srv->defer_mu);
+        bool is_last = deferred_unref_locked(req);
+        pthread_mutex_unlock(&srv->defer_mu);
+        if (!is_last)
+            return; /* the owner still holds it; http_deferred_done() frees */
+    }
+    req_free(req);
+}
+
+static void req_free(struct http_req *req)
+{
     if (req->resp)
         MHD_destroy_response(req->resp);
     json_decref(req->json);
     buf_release(&req->body);
     arena_release(&req->arena);
-    metrics_add(srv->m_in_flight, -1);
-    atomic_fetch_sub(&srv->in_flight, 1);
     xfree(req);
 }
 
@@ -978,6 +1292,7 @@ int http_server_start(const struct http_server_opts *opts, struct http_server **
     atomic_init(&srv->in_flight, 0);
     pthread_mutex_init(&srv->off_mu, NULL);
     pthread_cond_init(&srv->off_cv, NULL);
+    pthread_mutex_init(&srv->defer_mu, NULL);
     srv->m_requests =
         metrics_counter("http_requests_total", "HTTP requests answered", "method,route,status");
     srv->m_duration =
@@ -1077,14 +1392,35 @@ int http_server_stop(struct http_server *srv, int timeout_ms)
     while (atomic_load(&srv->in_flight) > 0 && clock_mono_ns() < deadline)
         clock_sleep_ms(10);
     int left = atomic_load(&srv->in_flight);
+    /* Deferred replies and streams still open at the deadline end now; give
+     * their connections a moment to send that. */
+    defer_stop_all(srv);
+    int64_t grace = clock_mono_ns() + 1000000000LL;
+    while (atomic_load(&srv->in_flight) > 0 && clock_mono_ns() < grace)
+        clock_sleep_ms(10);
     /* Drain the offload pool: every suspended connection is resumed before
      * the daemon stops (MHD requires it). */
     for (int i = 0; i < srv->n_off_threads; i++)
         pthread_join(srv->off_threads[i], NULL);
     xfree(srv->off_threads);
     MHD_stop_daemon(srv->daemon);
+    /* Owners of deferred requests and streams drop them when told (their
+     * claim fails, their writes fail): wait for that before freeing. */
+    bool is_held = true;
+    for (int i = 0; i < 200 && is_held; i++) {
+        pthread_mutex_lock(&srv->defer_mu);
+        is_held = srv->deferred || srv->streams;
+        pthread_mutex_unlock(&srv->defer_mu);
+        if (is_held)
+            clock_sleep_ms(10);
+    }
+    if (is_held) {
+        log_warn(NULL, "deferred replies or streams still held at stop; server left allocated");
+        return left;
+    }
     pthread_mutex_destroy(&srv->off_mu);
     pthread_cond_destroy(&srv->off_cv);
+    pthread_mutex_destroy(&srv->defer_mu);
     xfree(srv->tls_cert_pem);
     xfree(srv->tls_key_pem);
     xfree(srv);

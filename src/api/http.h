@@ -152,6 +152,32 @@ int http_reply_fd(struct http_req *req, int status, const char *content_type, in
                   uint64_t size);
 bool http_has_reply(struct http_req *req);
 
+/* ---- deferred replies: answer later, from another thread ----
+ * A handler that waits for work done elsewhere (a job) calls http_defer()
+ * and returns 0 without replying: the connection is suspended, holding no
+ * HTTP thread. Later, on any thread, the owner calls http_deferred_claim();
+ * when it returns true the owner replies with http_reply_*() on req. Either
+ * way the owner then calls http_deferred_done() exactly once, which sends the
+ * reply and drops its hold on req (req must not be touched after). At
+ * shutdown the server answers still-waiting requests 503 itself, so the
+ * owner's claim then returns false. */
+int http_defer(struct http_req *req); /* LOCI_EUNAVAILABLE when shutting down */
+bool http_deferred_claim(struct http_req *req);
+void http_deferred_done(struct http_req *req);
+
+/* ---- streamed bodies (Server-Sent Events) ----
+ * http_stream_open() replies now with status and content_type and a body
+ * written later by http_stream_write() from any thread; the handler then
+ * returns 0. Writes are buffered up to max_buffered bytes: a client too slow
+ * to take them ends the stream (LOCI_ETOOBIG); after the client left a write
+ * is LOCI_EIO. The owner calls http_stream_close() exactly once; the body
+ * ends when the buffer is drained. NULL when the server is shutting down. */
+struct http_stream;
+struct http_stream *http_stream_open(struct http_req *req, int status, const char *content_type,
+                                     size_t max_buffered);
+int http_stream_write(struct http_stream *s, const void *p, size_t n);
+void http_stream_close(struct http_stream *s);
+
 /* Exposed for tests and docs: match path against pattern, filling up to
  * max_params (name, value) pairs. */
 bool http_path_match(const char *pattern, const char *path, struct arena *a, const char **names,

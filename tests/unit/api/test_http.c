@@ -10,6 +10,7 @@
 #include "harness.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,77 @@ static int h_slow(struct http_req *req)
     return http_reply_json(req, 200, json_pack("{s:s}", "id", http_param(req, "id")));
 }
 
+/* ---- deferred replies and streams: an owner thread answers later ---- */
+
+struct owner {
+    struct http_req *req;
+    struct http_stream *st;
+    int delay_ms;
+    int chunks;
+};
+
+static void *defer_owner(void *arg)
+{
+    struct owner *o = arg;
+    struct timespec ts = {o->delay_ms / 1000, (o->delay_ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    if (http_deferred_claim(o->req))
+        http_reply_json(o->req, 200,
+                        json_pack("{s:s, s:i}", "deferred", "yes", "delay", o->delay_ms));
+    http_deferred_done(o->req);
+    free(o);
+    return NULL;
+}
+
+static int h_defer(struct http_req *req)
+{
+    long long d = 0;
+    const char *q = http_query(req, "ms");
+    if (!q || parse_int64(q, 0, 10000, &d))
+        return LOCI_EINVAL;
+    int rc = http_defer(req);
+    if (rc)
+        return rc;
+    struct owner *o = calloc(1, sizeof(*o));
+    o->req = req;
+    o->delay_ms = (int)d;
+    pthread_t t;
+    pthread_create(&t, NULL, defer_owner, o);
+    pthread_detach(t);
+    return 0;
+}
+
+static void *stream_owner(void *arg)
+{
+    struct owner *o = arg;
+    for (int i = 0; i < o->chunks; i++) {
+        char ev[64];
+        int n = snprintf(ev, sizeof(ev), "data: {\"i\":%d}\n\n", i);
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+        if (http_stream_write(o->st, ev, (size_t)n))
+            break;
+    }
+    http_stream_close(o->st);
+    free(o);
+    return NULL;
+}
+
+static int h_stream(struct http_req *req)
+{
+    struct owner *o = calloc(1, sizeof(*o));
+    o->chunks = 5;
+    o->st = http_stream_open(req, 200, "text/event-stream", 1 << 16);
+    if (!o->st) {
+        free(o);
+        return LOCI_EUNAVAILABLE;
+    }
+    pthread_t t;
+    pthread_create(&t, NULL, stream_owner, o);
+    pthread_detach(t);
+    return 0;
+}
+
 static const struct json_field echo_fields[] = {
     {"text", JF_STRING, true, false, 1, 20},
     {"n", JF_INTEGER, false, false, 0, 5},
@@ -65,6 +137,8 @@ static const struct http_route routes[] = {
     {HTTP_DELETE, "/items/:id", h_conflict, 0, 0, NULL, "delete", 0},
     {HTTP_PUT, "/named", h_field_error, 0, 0, NULL, "field error", 0},
     {HTTP_GET, "/slow/:id", h_slow, HTTP_R_OFFLOAD, 0, NULL, "offloaded", 0},
+    {HTTP_GET, "/defer", h_defer, 0, 0, NULL, "deferred", 0},
+    {HTTP_GET, "/stream", h_stream, 0, 0, NULL, "streamed", 0},
 };
 
 static struct http_server *srv;
@@ -405,6 +479,115 @@ TEST(offloaded_handlers_leave_http_threads_free)
         CHECK(strstr(r.body, want) != NULL);
         close(fds[i]);
     }
+}
+
+static long ms_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+TEST(deferred_replies_hold_no_http_thread)
+{
+    start();
+    /* 16 requests each answered 300 ms later by another thread: with a few
+     * HTTP threads they only finish together if none holds a thread. */
+    enum { N = 16 };
+    int fds[N];
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < N; i++) {
+        fds[i] = connect_local();
+        const char *raw = "GET /defer?ms=300 HTTP/1.1\r\nHost: x\r\n\r\n";
+        send_all(fds[i], raw, strlen(raw));
+    }
+    struct resp r;
+    request("GET /items/fast HTTP/1.1\r\nHost: x\r\n\r\n", &r);
+    CHECK_INT(r.status, ==, 200);
+    CHECK_INT(ms_since(&t0), <, 200);
+    for (int i = 0; i < N; i++) {
+        read_resp(fds[i], &r);
+        CHECK_INT(r.status, ==, 200);
+        CHECK(strstr(r.body, "\"deferred\":\"yes\"") != NULL);
+        close(fds[i]);
+    }
+    CHECK_INT(ms_since(&t0), <, 900);
+    /* an owner that answers at once, before the connection is suspended */
+    for (int i = 0; i < 50; i++) {
+        request("GET /defer?ms=0 HTTP/1.1\r\nHost: x\r\n\r\n", &r);
+        CHECK_INT(r.status, ==, 200);
+    }
+    /* a deferred reply on a keep-alive connection, then another request */
+    int fd = connect_local();
+    const char *two = "GET /defer?ms=50 HTTP/1.1\r\nHost: x\r\n\r\n";
+    send_all(fd, two, strlen(two));
+    read_resp(fd, &r);
+    CHECK_INT(r.status, ==, 200);
+    const char *fast = "GET /items/after HTTP/1.1\r\nHost: x\r\n\r\n";
+    send_all(fd, fast, strlen(fast));
+    read_resp(fd, &r);
+    CHECK_INT(r.status, ==, 200);
+    CHECK(strstr(r.body, "after") != NULL);
+    close(fd);
+}
+
+TEST(streams_deliver_chunks_in_order_as_written)
+{
+    start();
+    int fd = connect_local();
+    const char *raw = "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n";
+    send_all(fd, raw, strlen(raw));
+    char buf[8192];
+    size_t n = 0;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long first_ms = -1;
+    while (n < sizeof(buf) - 1) {
+        ssize_t got = recv(fd, buf + n, sizeof(buf) - 1 - n, 0);
+        if (got <= 0)
+            break;
+        n += (size_t)got;
+        buf[n] = '\0';
+        if (first_ms < 0 && strstr(buf, "{\"i\":0}"))
+            first_ms = ms_since(&t0);
+        if (strstr(buf, "\r\n0\r\n\r\n"))
+            break; /* the last chunk */
+    }
+    close(fd);
+    buf[n] = '\0';
+    CHECK(strncmp(buf, "HTTP/1.1 200", 12) == 0);
+    CHECK(strcasestr(buf, "Content-Type: text/event-stream") != NULL);
+    CHECK(strcasestr(buf, "Transfer-Encoding: chunked") != NULL);
+    const char *p = buf;
+    for (int i = 0; i < 5; i++) {
+        char want[32];
+        snprintf(want, sizeof(want), "data: {\"i\":%d}", i);
+        const char *at = strstr(p, want);
+        CHECK(at != NULL);
+        p = at;
+    }
+    CHECK(strstr(buf, "\r\n0\r\n\r\n") != NULL);
+    /* the first event arrived before the stream ended (not buffered) */
+    CHECK(first_ms >= 0 && first_ms < 90);
+}
+
+TEST(zz_stop_answers_deferred_requests_503)
+{
+    start();
+    int fd = connect_local();
+    const char *raw = "GET /defer?ms=400 HTTP/1.1\r\nHost: x\r\n\r\n";
+    send_all(fd, raw, strlen(raw));
+    struct timespec ts = {0, 50 * 1000000L};
+    nanosleep(&ts, NULL);
+    struct http_server *s = srv;
+    srv = NULL;
+    CHECK_INT(http_server_stop(s, 100), ==, 1);
+    struct resp r;
+    read_resp(fd, &r);
+    CHECK_INT(r.status, ==, 503);
+    close(fd);
+    config_release(&cfg);
 }
 
 TEST(zz_stop_waits_for_nothing_when_idle)
