@@ -4,6 +4,9 @@
 #       generates db__migrations_<dir>[] from ROOT/<dir>/NNNN_name.sql
 #   -DMODE=files -DOUT=file.c -DFILES="sym1=path1;sym2=path2"
 #       generates `const char sym[]` (NUL-terminated) and `const size_t sym_len`
+#   -DMODE=table -DOUT=file.c -DSYM=name -DROOT=dir
+#       generates a table `name[]` of {file name, NUL-terminated contents} for
+#       every file in ROOT (sorted), and `name_count`
 
 function(hex_of path outvar)
   file(READ "${path}" hex HEX)
@@ -49,6 +52,21 @@ elseif(MODE STREQUAL "files")
     string(APPEND out "const char ${sym}[] = {\n${hex}0x00};\n")
     string(APPEND out "const size_t ${sym}_len = sizeof(${sym}) - 1;\n")
   endforeach()
+elseif(MODE STREQUAL "table")
+  file(GLOB files "${ROOT}/*")
+  list(SORT files)
+  set(entries "")
+  set(count 0)
+  foreach(f IN LISTS files)
+    get_filename_component(fname "${f}" NAME)
+    hex_of("${f}" hex)
+    string(APPEND out "static const char ${SYM}_${count}[] = {\n${hex}0x00};\n")
+    string(APPEND entries "    {\"${fname}\", ${SYM}_${count}},\n")
+    math(EXPR count "${count} + 1")
+  endforeach()
+  string(APPEND out "struct embedded_file { const char *name; const char *text; };\n")
+  string(APPEND out "const struct embedded_file ${SYM}[] = {\n${entries}    {NULL, NULL}};\n")
+  string(APPEND out "const size_t ${SYM}_count = ${count};\n")
 else()
   message(FATAL_ERROR "embed.cmake: unknown MODE '${MODE}'")
 endif()

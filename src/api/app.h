@@ -22,11 +22,13 @@ enum api_rate_class {
 
 struct auth_keys;
 struct ratelimit;
+struct ai;
 
 struct app {
     const struct config *cfg;
     struct db *db;
     struct jobs *jobs; /* wake workers after enqueueing */
+    struct ai *ai;     /* the AI gateway: call it from jobs, never on HTTP threads */
     struct auth_keys *keys;
     struct ratelimit *limits; /* request rates */
     struct ratelimit *logins; /* login back-off, apart so request floods cannot evict it */

@@ -8,6 +8,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/metrics.h"
+#include "services/ai/ai.h"
 #include "version.h"
 
 #include <dirent.h>
@@ -46,6 +47,21 @@ int api_health_detailed(struct http_req *req)
     json_object_set_new(root, "uptime_seconds",
                         json_integer((clock_mono_ns() - app->started_mono_ns) / 1000000000LL));
     json_object_set_new(root, "database", db);
+    if (app->ai) {
+        /* Breaker states only: a health check never calls a model. */
+        json_t *providers = json_array();
+        const char *chain = ai_chain(app->ai);
+        for (const char *p = chain; *p;) {
+            size_t n = strcspn(p, ",");
+            char name[16];
+            snprintf(name, sizeof(name), "%.*s", (int)(n < 15 ? n : 15), p);
+            json_array_append_new(providers, json_pack("{s:s, s:s}", "name", name, "breaker",
+                                                       ai_breaker_state(app->ai, name)));
+            p += n + (p[n] == ',');
+        }
+        json_object_set_new(root, "ai",
+                            json_pack("{s:s, s:o}", "chain", chain, "providers", providers));
+    }
     return http_reply_json(req, rc == LOCI_OK ? 200 : 503, root);
 }
 

@@ -5,6 +5,7 @@
  *   loci serve      run the server
  *   loci migrate    apply database migrations and exit
  *   loci config     print the effective configuration (secrets masked)
+ *   loci ai test    check the AI provider chain and time each provider
  *   loci routes     print the route table (method, path, summary) as JSON
  *   loci version    print the version
  *
@@ -20,6 +21,7 @@
 #include "core/metrics.h"
 #include "auth/auth.h"
 #include "events/events.h"
+#include "services/ai/ai.h"
 #include "services/jobs/jobs.h"
 #include "services/mail/mail.h"
 #include "services/ratelimit/ratelimit.h"
@@ -75,6 +77,7 @@ static int cmd_routes(struct config *cfg, struct cli *cli);
 static int cmd_version(struct config *cfg, struct cli *cli);
 static int cmd_jobs(struct config *cfg, struct cli *cli);
 static int cmd_user(struct config *cfg, struct cli *cli);
+static int cmd_ai(struct config *cfg, struct cli *cli);
 
 static const struct command commands[] = {
     {"serve", cmd_serve, true, 0, NULL, "", "run the HTTP server (migrates the database first)"},
@@ -87,6 +90,8 @@ static const struct command commands[] = {
      "add EMAIL [--admin] [--name NAME] | set-role EMAIL user|admin | disable EMAIL | "
      "enable EMAIL",
      "manage accounts (add reads the password from standard input)"},
+    {"ai", cmd_ai, true, 1, "json!", "test [--json]",
+     "check the AI provider chain: what answers, and how fast"},
     {"routes", cmd_routes, false, 0, NULL, "", "print the API route table as JSON"},
     {"version", cmd_version, false, 0, NULL, "", "print the version"},
 };
@@ -277,6 +282,8 @@ static int register_jobs(struct app *app, char *err, size_t err_n)
     if (rc == LOCI_OK)
         rc = api_auth_register_jobs(app, err, err_n);
     if (rc == LOCI_OK)
+        rc = ai_register_jobs(app->jobs, app->db, err, err_n);
+    if (rc == LOCI_OK)
         rc = jobs_schedule_overrides(app->jobs, cfg->schedules, err, err_n);
     return rc;
 }
@@ -403,6 +410,7 @@ static void app_release(struct app *app, bool can_close_db)
     rl_free(app->limits);
     rl_free(app->logins);
     auth_keys_free(app->keys);
+    ai_free(app->ai);
     if (can_close_db)
         db_close(app->db);
 }
@@ -428,6 +436,11 @@ static int cmd_serve(struct config *cfg, struct cli *cli)
         return rc;
     char err[512];
     if (auth_keys_load(cfg->data_dir, cfg->jwt_keys, &app.keys, err, sizeof(err))) {
+        fprintf(stderr, "loci: %s\n", err);
+        app_release(&app, true);
+        return EXIT_USAGE;
+    }
+    if (ai_new(cfg, app.db, &app.ai, err, sizeof(err))) {
         fprintf(stderr, "loci: %s\n", err);
         app_release(&app, true);
         return EXIT_USAGE;
@@ -483,9 +496,9 @@ static int cmd_serve(struct config *cfg, struct cli *cli)
                  LF_STR("version", LOCI_VERSION), LF_INT("http_threads", cfg->http_threads),
                  LF_INT("job_workers", cfg->jobs_workers),
                  LF_STR("backend", db_backend_name(app.db)), LF_BOOL("mail", app.is_mail_on),
-                 LF_INT("argon2id_ops", (int64_t)ops),
+                 LF_STR("ai", ai_chain(app.ai)), LF_INT("argon2id_ops", (int64_t)ops),
                  LF_INT("argon2id_mem_kib", (int64_t)(mem / 1024))},
-             9);
+             10);
     if (offer_setup(&app) != LOCI_OK)
         log_warn(NULL, "cannot create the first-admin setup token");
 
@@ -515,6 +528,48 @@ static int cmd_serve(struct config *cfg, struct cli *cli)
     }
     app_release(&app, true);
     return 0;
+}
+
+/* ---- loci ai ---- */
+
+static int cmd_ai(struct config *cfg, struct cli *cli)
+{
+    if (cli->n_pos != 1 || strcmp(cli->pos[0], "test") != 0) {
+        fprintf(stderr, "usage: loci ai test [--json]\n");
+        return EXIT_USAGE;
+    }
+    struct ai *ai = NULL;
+    char err[512];
+    if (ai_new(cfg, NULL, &ai, err, sizeof(err))) {
+        fprintf(stderr, "loci: %s\n", err);
+        return EXIT_USAGE;
+    }
+    json_t *report = NULL;
+    int rc = ai_check(ai, &report);
+    ai_free(ai);
+    if (rc) {
+        fprintf(stderr, "loci: %s\n", loci_err_message(rc));
+        return 1;
+    }
+    bool ok = json_is_true(json_object_get(report, "ok"));
+    if (cli_opt(cli, "json"))
+        return print_json(report) || !ok;
+    printf("AI chain: %s\n\n%-8s %-8s %-5s %9s  %s\n",
+           json_string_value(json_object_get(report, "chain")), "provider", "check", "", "ms",
+           "detail");
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(report, "checks"), i, c)
+    {
+        printf("%-8s %-8s %-5s %9.1f  %s\n", json_string_value(json_object_get(c, "provider")),
+               json_string_value(json_object_get(c, "check")),
+               json_is_true(json_object_get(c, "ok")) ? "ok" : "FAIL",
+               json_real_value(json_object_get(c, "ms")),
+               json_string_value(json_object_get(c, "detail")));
+    }
+    printf("\n%s\n", ok ? "all checks passed" : "some checks failed");
+    json_decref(report);
+    return ok ? 0 : 1;
 }
 
 /* ---- loci user ---- */

@@ -99,6 +99,42 @@ static const struct key_def keys[] = {
      "API requests allowed at once per user"},
     {"login_free_failures", KT_INT, OFF(login_free_failures), 1, 100, "5", false,
      "failed logins per account before back-off (1 s, doubling, max 15 min)"},
+    {"ai_providers", KT_STR, OFF(ai_providers), 1, 256, "local", false,
+     "AI provider chain, tried in order: 'local', 'openai', or 'openai,local'"},
+    {"ai_base_url", KT_STR, OFF(ai_base_url), 0, 2048, "https://api.openai.com/v1", false,
+     "OpenAI-compatible API base (Ollama: http://localhost:11434/v1)"},
+    {"ai_api_key", KT_STR, OFF(ai_api_key), 0, 1024, "", true,
+     "API key sent as 'Authorization: Bearer'; empty = none (local servers)"},
+    {"ai_chat_model", KT_STR, OFF(ai_chat_model), 1, 256, "gpt-4o-mini", false,
+     "chat model name of the openai provider"},
+    {"ai_embed_model", KT_STR, OFF(ai_embed_model), 0, 256, "text-embedding-3-small", false,
+     "embedding model of the openai provider; empty = embeddings from 'local'"},
+    {"ai_headers", KT_STR, OFF(ai_headers), 0, 4096, "", true,
+     "extra request headers for the openai provider: 'Name: value; Name2: value'"},
+    {"ai_connect_timeout_ms", KT_INT, OFF(ai_connect_timeout_ms), 100, 600000, "5000", false,
+     "connecting to the model API"},
+    {"ai_first_byte_timeout_ms", KT_INT, OFF(ai_first_byte_timeout_ms), 100, 600000, "30000", false,
+     "wait for the first byte of a reply, and the longest silence inside a stream"},
+    {"ai_timeout_ms", KT_INT, OFF(ai_timeout_ms), 100, 3600000, "120000", false,
+     "one model request from start to end"},
+    {"ai_retries", KT_INT, OFF(ai_retries), 0, 10, "2", false,
+     "retries per provider on 429, 5xx and timeouts (Retry-After honoured)"},
+    {"ai_backoff_base_ms", KT_INT, OFF(ai_backoff_base_ms), 1, 600000, "500", false,
+     "retry n waits random(half, full) of min(cap, base * 2^(n-1)) without Retry-After"},
+    {"ai_backoff_cap_ms", KT_INT, OFF(ai_backoff_cap_ms), 1, 600000, "8000", false,
+     "longest wait between retries, Retry-After included (longer: next provider)"},
+    {"ai_breaker_failures", KT_INT, OFF(ai_breaker_failures), 1, 1000, "5", false,
+     "consecutive failed attempts that open a provider's circuit breaker"},
+    {"ai_breaker_cooldown_ms", KT_INT, OFF(ai_breaker_cooldown_ms), 100, 3600000, "30000", false,
+     "how long an open breaker skips the provider before one probe is let through"},
+    {"ai_cache_ttl_s", KT_INT, OFF(ai_cache_ttl_s), 0, 31536000, "86400", false,
+     "how long model responses are reused (shared by all instances); 0 = no cache"},
+    {"ai_max_tokens", KT_INT, OFF(ai_max_tokens), 16, 131072, "1024", false,
+     "completion token limit sent with each chat request"},
+    {"ai_json_mode", KT_STR, OFF(ai_json_mode), 4, 16, "json_object", false,
+     "structured replies: json_object, json_schema (strict schema) or prompt (no response_format)"},
+    {"ai_embed_dims", KT_INT, OFF(ai_embed_dims), 8, 4096, "384", false,
+     "dimensions of the local provider's embeddings"},
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -412,6 +448,73 @@ static bool readable(const char *path)
     return access(path, R_OK) == 0;
 }
 
+/* The AI keys: a chain of known, distinct providers; an http(s) base URL
+ * without a trailing slash; a known JSON mode; header lines that cannot
+ * smuggle a line break. */
+static int finish_ai(struct config *c, char *err, size_t err_n)
+{
+    const char *p = c->ai_providers, *item;
+    size_t n, seen = 0;
+    while (next_item(&p, &item, &n)) {
+        unsigned bit;
+        if (n == 5 && memcmp(item, "local", 5) == 0)
+            bit = 1;
+        else if (n == 6 && memcmp(item, "openai", 6) == 0)
+            bit = 2;
+        else
+            bit = 0;
+        if (!bit || (seen & bit)) {
+            snprintf(err, err_n,
+                     "invalid value '%s' for ai_providers (LOCI_AI_PROVIDERS): expected a "
+                     "comma-separated list of distinct providers: local, openai",
+                     c->ai_providers);
+            return LOCI_EINVAL;
+        }
+        seen |= bit;
+    }
+    if (!seen) {
+        snprintf(err, err_n,
+                 "invalid value '' for ai_providers (LOCI_AI_PROVIDERS): expected "
+                 "at least one of: local, openai");
+        return LOCI_EINVAL;
+    }
+    size_t len = strlen(c->ai_base_url);
+    while (len > 0 && c->ai_base_url[len - 1] == '/')
+        c->ai_base_url[--len] = '\0';
+    if ((seen & 2) && strncmp(c->ai_base_url, "http://", 7) != 0 &&
+        strncmp(c->ai_base_url, "https://", 8) != 0) {
+        snprintf(err, err_n,
+                 "invalid value '%s' for ai_base_url (LOCI_AI_BASE_URL): expected an http:// or "
+                 "https:// URL",
+                 c->ai_base_url);
+        return LOCI_EINVAL;
+    }
+    if (strcmp(c->ai_json_mode, "json_object") != 0 &&
+        strcmp(c->ai_json_mode, "json_schema") != 0 && strcmp(c->ai_json_mode, "prompt") != 0) {
+        snprintf(err, err_n,
+                 "invalid value '%s' for ai_json_mode (LOCI_AI_JSON_MODE): expected json_object, "
+                 "json_schema or prompt",
+                 c->ai_json_mode);
+        return LOCI_EINVAL;
+    }
+    for (const char *h = c->ai_headers; *h; h++) {
+        if (*h == '\r' || *h == '\n') {
+            snprintf(err, err_n,
+                     "invalid value for ai_headers (LOCI_AI_HEADERS): line breaks are "
+                     "not allowed; separate headers with ';'");
+            return LOCI_EINVAL;
+        }
+    }
+    if (c->ai_backoff_cap_ms < c->ai_backoff_base_ms) {
+        snprintf(err, err_n,
+                 "invalid value %d for ai_backoff_cap_ms (LOCI_AI_BACKOFF_CAP_MS): must be at "
+                 "least ai_backoff_base_ms (%d)",
+                 c->ai_backoff_cap_ms, c->ai_backoff_base_ms);
+        return LOCI_EINVAL;
+    }
+    return LOCI_OK;
+}
+
 int config_finish(struct config *c, char *err, size_t err_n)
 {
     if (c->database_url[0] == '\0') {
@@ -452,6 +555,9 @@ int config_finish(struct config *c, char *err, size_t err_n)
                  c->smtp_url);
         return LOCI_EINVAL;
     }
+    int rc = finish_ai(c, err, err_n);
+    if (rc)
+        return rc;
     if ((c->tls_cert[0] == '\0') != (c->tls_key[0] == '\0')) {
         snprintf(err, err_n,
                  "invalid TLS configuration: tls_cert (LOCI_TLS_CERT) and tls_key (LOCI_TLS_KEY) "

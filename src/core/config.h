@@ -22,7 +22,7 @@
 
 enum config_source { CFG_SRC_DEFAULT, CFG_SRC_FILE, CFG_SRC_ENV, CFG_SRC_FLAG };
 
-#define CONFIG_MAX_KEYS 48
+#define CONFIG_MAX_KEYS 80
 
 struct config {
     int port;
@@ -63,6 +63,24 @@ struct config {
     int rate_api_per_min;
     int rate_api_burst;
     int login_free_failures;
+    char *ai_providers; /* comma-separated chain: local, openai */
+    char *ai_base_url;  /* after config_finish(): no trailing slash */
+    char *ai_api_key;
+    char *ai_chat_model;
+    char *ai_embed_model; /* "" = embeddings from local */
+    char *ai_headers;     /* "Name: value; Name2: value" */
+    int ai_connect_timeout_ms;
+    int ai_first_byte_timeout_ms;
+    int ai_timeout_ms;
+    int ai_retries;
+    int ai_backoff_base_ms;
+    int ai_backoff_cap_ms;
+    int ai_breaker_failures;
+    int ai_breaker_cooldown_ms;
+    int ai_cache_ttl_s;
+    int ai_max_tokens;
+    char *ai_json_mode; /* json_object, json_schema, prompt */
+    int ai_embed_dims;
     char *config_file;                           /* the file that was read, or "" */
     enum config_source sources[CONFIG_MAX_KEYS]; /* per key, by table index */
 };
