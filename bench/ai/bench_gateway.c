@@ -16,6 +16,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "services/ai/ai.h"
+#include "services/ai/ai_int.h"
 #include "services/mail/mail.h"
 
 #include <curl/curl.h>
@@ -42,9 +43,9 @@ static size_t discard(char *p, size_t s, size_t n, void *arg)
     return s * n;
 }
 
-static const char raw_body[] =
-    "{\"model\":\"standin-chat\",\"messages\":[{\"role\":\"system\",\"content\":\"You are a "
-    "study assistant.\"},{\"role\":\"user\",\"content\":\"Say pong\"}],\"max_tokens\":64}";
+/* The same request the gateway sends (system prompt included), so both
+ * paths cost the stand-in the same. */
+static char *raw_body;
 
 static void *run_worker(void *arg)
 {
@@ -178,18 +179,36 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 2;
     }
+    json_t *rb =
+        json_pack("{s:s, s:[{s:s, s:s}, {s:s, s:s}], s:i, s:f}", "model", "standin-chat",
+                  "messages", "role", "system", "content", ai__template("system.txt"), "role",
+                  "user", "content", "Say pong", "max_tokens", 64, "temperature", 0.7);
+    raw_body = json_dumps(rb, JSON_COMPACT);
+    json_decref(rb);
     /* warm both paths (connections, pools) */
     run(ai, url, (int)threads, 2, true);
     run(ai, url, (int)threads, 2, false);
-    struct stats raw = run(ai, url, (int)threads, (int)calls, true);
-    struct stats gw = run(ai, url, (int)threads, (int)calls, false);
-    printf("AI gateway overhead: %lld concurrent callers, %lld calls each\n", threads, calls);
-    print("raw", raw);
-    print("gateway", gw);
-    printf("added    p50 %+.2f ms  p95 %+.2f ms  p99 %+.2f ms  (target: p95 <= 5 ms)\n",
-           gw.p50 - raw.p50, gw.p95 - raw.p95, gw.p99 - raw.p99);
+    printf("AI gateway overhead: %lld concurrent callers, %lld calls each, 3 rounds\n", threads,
+           calls);
+    double add50[3], add95[3];
+    for (int round = 0; round < 3; round++) {
+        struct stats raw = run(ai, url, (int)threads, (int)calls, true);
+        struct stats gw = run(ai, url, (int)threads, (int)calls, false);
+        print("raw", raw);
+        print("gateway", gw);
+        add50[round] = gw.p50 - raw.p50;
+        add95[round] = gw.p95 - raw.p95;
+        printf("added    p50 %+.2f ms  p95 %+.2f ms  p99 %+.2f ms\n", add50[round], add95[round],
+               gw.p99 - raw.p99);
+        if (raw.failures || gw.failures)
+            return 1;
+    }
+    qsort(add50, 3, sizeof(double), cmp_double);
+    qsort(add95, 3, sizeof(double), cmp_double);
+    printf("median added: p50 %+.2f ms, p95 %+.2f ms (target: p95 <= 5 ms)\n", add50[1], add95[1]);
+    xfree(raw_body);
     ai_free(ai);
     config_release(&c);
     mail_global_cleanup();
-    return raw.failures || gw.failures ? 1 : 0;
+    return 0;
 }
