@@ -35,6 +35,7 @@ static void tls_free(void *p)
     xfree(t->u16);
     xfree(t->cps);
     xfree(t->valid);
+    xfree(t->stems);
     xfree(t);
 }
 
@@ -51,6 +52,7 @@ struct text__tls *text__tls(void)
     if (t)
         return t;
     t = xcalloc(1, sizeof(*t));
+    t->stems = xcalloc(TEXT__STEM_CACHE, sizeof(*t->stems));
     UErrorCode st = U_ZERO_ERROR;
     t->sent = ubrk_open(UBRK_SENTENCE, "en", NULL, 0, &st);
     if (U_SUCCESS(st))

@@ -12,6 +12,18 @@
 
 struct sb_stemmer;
 
+/* A direct-mapped cache of recent stems: words repeat (Zipf), and the
+ * Snowball stemmer costs as much as both ICU iterators together. */
+#define TEXT__STEM_CACHE     2048 /* entries, a power of two */
+#define TEXT__STEM_CACHE_LEN 24   /* longest word (and stem) cached, bytes */
+
+struct text__stem_entry {
+    uint64_t h; /* hash of the word; 0 = empty */
+    uint8_t word_n, stem_n;
+    char word[TEXT__STEM_CACHE_LEN];
+    char stem[TEXT__STEM_CACHE_LEN];
+};
+
 /* Per-thread cache, owned by the thread that text__tls() returned it to;
  * freed by the pthread key destructor when that thread exits. */
 struct text__tls {
@@ -24,6 +36,7 @@ struct text__tls {
     size_t cps_cap;             /* int32_t slots */
     char *valid;                /* scratch: input with invalid UTF-8 dropped */
     size_t valid_cap;
+    struct text__stem_entry *stems; /* TEXT__STEM_CACHE entries */
 };
 
 /* This thread's cache, opened on first use; NULL when ICU or the stemmer

@@ -199,10 +199,28 @@ int text__fold(struct text__tls *t, const char *s, size_t n, const char **out, s
 
 const char *text__stem(struct text__tls *t, const char *w, size_t n, size_t *out_n)
 {
+    struct text__stem_entry *e = NULL;
+    uint64_t h = 0;
+    if (n > 0 && n <= TEXT__STEM_CACHE_LEN) {
+        h = fnv1a64(w, n) | 1; /* never 0, which marks an empty entry */
+        e = &t->stems[(h >> 32) & (TEXT__STEM_CACHE - 1)];
+        if (e->h == h && e->word_n == n && memcmp(e->word, w, n) == 0) {
+            *out_n = e->stem_n;
+            return e->stem;
+        }
+    }
     if (n > 0 && n <= TEXT_MAX_WORD_BYTES) {
         const sb_symbol *r = sb_stemmer_stem(t->stemmer, (const sb_symbol *)w, (int)n);
         if (r) {
-            *out_n = (size_t)sb_stemmer_length(t->stemmer);
+            size_t sn = (size_t)sb_stemmer_length(t->stemmer);
+            if (e && sn <= TEXT__STEM_CACHE_LEN) {
+                e->h = h;
+                e->word_n = (uint8_t)n;
+                e->stem_n = (uint8_t)sn;
+                memcpy(e->word, w, n);
+                memcpy(e->stem, r, sn);
+            }
+            *out_n = sn;
             return (const char *)r;
         }
     }
