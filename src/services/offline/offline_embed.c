@@ -769,9 +769,7 @@ void offline__feats_init(struct offline__feats *f)
 
 void offline__feats_release(struct offline__feats *f)
 {
-    xfree(f->keys);
-    xfree(f->tf);
-    xfree(f->wsum);
+    xfree(f->slots);
     xfree(f->used);
     memset(f, 0, sizeof(*f));
 }
@@ -779,38 +777,31 @@ void offline__feats_release(struct offline__feats *f)
 static void feats_clear(struct offline__feats *f)
 {
     for (size_t i = 0; i < f->n_used; i++)
-        f->keys[f->used[i]] = 0;
+        f->slots[f->used[i]].key = 0;
     f->n_used = 0;
 }
 
 static void feats_grow(struct offline__feats *f)
 {
-    size_t old_cap = f->cap, old_used = f->n_used;
-    uint64_t *old_keys = f->keys;
-    float *old_tf = f->tf, *old_w = f->wsum;
-    uint32_t *old_list = f->used;
-    f->cap = old_cap ? old_cap * 2 : 1024;
-    f->keys = xcalloc(f->cap, sizeof(*f->keys));
-    f->tf = xmalloc(f->cap * sizeof(*f->tf));
-    f->wsum = xmalloc(f->cap * sizeof(*f->wsum));
+    struct offline__feat *old = f->slots;
+    uint32_t *old_used = f->used;
+    size_t n_old = f->n_used;
+    f->cap = f->cap ? f->cap * 2 : 1024;
+    f->slots = xcalloc(f->cap, sizeof(*f->slots));
     f->used = xmalloc(f->cap / 2 * sizeof(*f->used));
     f->n_used = 0;
     /* Re-insert in the old insertion order, so that results do not depend
      * on when the table grew. */
-    for (size_t i = 0; i < old_used; i++) {
-        uint32_t o = old_list[i];
-        size_t slot = (size_t)old_keys[o] & (f->cap - 1);
-        while (f->keys[slot])
+    for (size_t i = 0; i < n_old; i++) {
+        const struct offline__feat *o = &old[old_used[i]];
+        size_t slot = (size_t)o->key & (f->cap - 1);
+        while (f->slots[slot].key)
             slot = (slot + 1) & (f->cap - 1);
-        f->keys[slot] = old_keys[o];
-        f->tf[slot] = old_tf[o];
-        f->wsum[slot] = old_w[o];
+        f->slots[slot] = *o;
         f->used[f->n_used++] = (uint32_t)slot;
     }
-    xfree(old_keys);
-    xfree(old_tf);
-    xfree(old_w);
-    xfree(old_list);
+    xfree(old);
+    xfree(old_used);
 }
 
 static void feats_add(struct offline__feats *f, uint64_t key, float w)
@@ -819,17 +810,18 @@ static void feats_add(struct offline__feats *f, uint64_t key, float w)
         feats_grow(f);
     key = key ? key : 1;
     size_t slot = (size_t)key & (f->cap - 1);
-    while (f->keys[slot]) {
-        if (f->keys[slot] == key) {
-            f->tf[slot] += 1.0f;
-            f->wsum[slot] += w;
+    struct offline__feat *e;
+    while ((e = &f->slots[slot])->key) {
+        if (e->key == key) {
+            e->tf += 1.0f;
+            e->wsum += w;
             return;
         }
         slot = (slot + 1) & (f->cap - 1);
     }
-    f->keys[slot] = key;
-    f->tf[slot] = 1.0f;
-    f->wsum[slot] = w;
+    e->key = key;
+    e->tf = 1.0f;
+    e->wsum = w;
     f->used[f->n_used++] = (uint32_t)slot;
 }
 
@@ -899,11 +891,10 @@ void offline__embed_range(const struct text_doc *d, size_t t0, size_t t1, int di
     }
     double norm = 0.0;
     for (size_t i = 0; i < f->n_used; i++) {
-        uint32_t s = f->used[i];
-        uint64_t key = f->keys[s];
-        size_t bucket = (size_t)(((key >> 32) * (uint64_t)dims) >> 32);
-        float x = (1.0f + logf(f->tf[s])) * (f->wsum[s] / f->tf[s]);
-        out[bucket] += (key & 0x80000000u) ? -x : x;
+        const struct offline__feat *e = &f->slots[f->used[i]];
+        size_t bucket = (size_t)(((e->key >> 32) * (uint64_t)dims) >> 32);
+        float x = (1.0f + logf(e->tf)) * (e->wsum / e->tf);
+        out[bucket] += (e->key & 0x80000000u) ? -x : x;
     }
     for (int i = 0; i < dims; i++)
         norm += (double)out[i] * out[i];

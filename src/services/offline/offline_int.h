@@ -25,13 +25,19 @@ uint64_t offline__hash(const void *p, size_t n, uint64_t seed);
 /* The IDF-prior weight of a word token in (0, 1]: see offline_embed.c. */
 float offline__idf(const struct text_token *t);
 
+/* One feature of the table below: its hash, occurrences and the sum of
+ * their weights, in one 16-byte slot so that a probe touches one line. */
+struct offline__feat {
+    uint64_t key; /* feature hash; 0 = empty slot */
+    float tf;
+    float wsum;
+};
+
 /* Scratch for building vectors: a feature hash table reused across calls.
  * Owned by one thread. */
 struct offline__feats {
-    uint64_t *keys; /* feature hashes; 0 = empty slot */
-    float *tf;      /* occurrences of the feature */
-    float *wsum;    /* sum of the weights of its occurrences */
-    uint32_t *used; /* slots in use, to clear them quickly */
+    struct offline__feat *slots;
+    uint32_t *used; /* slots in use, in insertion order */
     size_t n_used;
     size_t cap; /* slots, a power of two */
 };

@@ -58,8 +58,8 @@
 #define MAX_NGRAM                3
 #define MIN_SENTENCES_FOR_REPEAT 5
 #define SEED_SURFACE             11
-#define SEED_WORD                12
-#define SEED_CAND                13
+#define SEED_WORD                12 /* and 13 for stop words */
+#define SEED_CAND                15
 
 struct yword {
     const char *stem;
@@ -182,13 +182,16 @@ static bool is_candidate_word(const struct text_token *t)
     return t->is_word && !t->is_number && t->norm_n <= TEXT_MAX_WORD_BYTES;
 }
 
-/* Word ids by stem. Stems are compared by a 64-bit hash: a collision of two
- * different stems in one text is vanishingly unlikely and would only merge
- * their statistics. */
+/* Word ids by stem (and stop flag). Stems are compared by a 64-bit hash: a
+ * collision of two different stems in one text is vanishingly unlikely and
+ * would only merge their statistics. */
 static uint32_t word_id(struct yake *y, const struct text_token *t)
 {
     bool is_new;
-    uint32_t *v = map_slot(&y->word_map, offline__hash(t->stem, t->stem_n, SEED_WORD), &is_new);
+    /* The stop flag is part of the identity: "US" (an acronym) and "us"
+     * share a stem but only one is a stop word. */
+    uint64_t h = offline__hash(t->stem, t->stem_n, SEED_WORD + (t->is_stop ? 1 : 0));
+    uint32_t *v = map_slot(&y->word_map, h, &is_new);
     if (!is_new)
         return *v - 1;
     if (y->n_words == y->cap_words) {
@@ -443,7 +446,7 @@ static void score_candidates(struct yake *y)
         double prod = 1.0, sum = 0.0;
         for (uint32_t k = 0; k < c->len; k++) {
             const struct yword *w = &y->words[c->ids[k]];
-            if (!w->is_stop) {
+            if (!w->is_stop || k == 0 || k + 1 == c->len) {
                 prod *= w->score;
                 sum += w->score;
                 continue;

@@ -170,14 +170,21 @@ static long find_term(const struct offline_terms *t, const char *term, size_t wi
     return -1;
 }
 
+/* As text.h decides it: case-folded on the list, unless an acronym ("US"). */
 static bool word_is_stop(const char *w, size_t n)
 {
+    size_t n_upper = 0, n_lower = 0;
+    for (size_t i = 0; i < n; i++) {
+        n_upper += w[i] >= 'A' && w[i] <= 'Z';
+        n_lower += w[i] >= 'a' && w[i] <= 'z';
+    }
+    if (n_upper >= 2 && n_lower == 0)
+        return false;
     struct buf b;
     buf_init(&b, 256);
-    bool is_stop = false;
     for (size_t i = 0; i < n; i++)
         buf_append_char(&b, (char)(w[i] >= 'A' && w[i] <= 'Z' ? w[i] + 32 : w[i]));
-    is_stop = text_is_stop(buf_cstr(&b), b.len);
+    bool is_stop = text_is_stop(buf_cstr(&b), b.len);
     buf_release(&b);
     return is_stop;
 }
@@ -272,6 +279,13 @@ TEST(keyterms_never_stop_words_and_empty_inputs)
     CHECK_INT(t.n_terms, ==, 0);
     CHECK_INT(offline_keyterms("12 345 6.7 !!", 13, 10, &t), ==, LOCI_OK);
     CHECK_INT(t.n_terms, ==, 0); /* numbers are not terms */
+    /* "us" (a stop word) and "US" (an acronym) share a stem. */
+    const char *us = "They told us about it. The US economy grew. US exports rose, and the US "
+                     "economy kept growing.";
+    CHECK_INT(offline_keyterms(us, strlen(us), 10, &t), ==, LOCI_OK);
+    check_terms(&t);
+    CHECK(find_term(&t, "US economy", 10) >= 0);
+    offline_terms_release(&t);
     /* The whole corpus: stop words never appear as terms. */
     for (size_t i = 0; i < 9; i++) {
         CHECK_INT(offline_keyterms(corpus[i], strlen(corpus[i]), 20, &t), ==, LOCI_OK);
