@@ -15,7 +15,7 @@ static const struct json_field user_fields[] = {
 };
 const struct json_schema api_admin_user_schema = {user_fields, 2, false};
 
-static int query_limit(struct http_req *req, int def, int max, int *out)
+int api_query_limit(struct http_req *req, int def, int max, int *out)
 {
     const char *l = http_query(req, "limit");
     long long v = def;
@@ -29,7 +29,7 @@ int api_admin_users(struct http_req *req)
 {
     struct app *app = http_app(req);
     int limit = 50;
-    int rc = query_limit(req, 50, 200, &limit);
+    int rc = api_query_limit(req, 50, 200, &limit);
     if (rc || http_has_reply(req))
         return rc;
     const char *q = http_query(req, "q");
@@ -133,7 +133,7 @@ int api_admin_jobs(struct http_req *req)
 {
     struct app *app = http_app(req);
     int limit = 50;
-    int rc = query_limit(req, 50, 500, &limit);
+    int rc = api_query_limit(req, 50, 500, &limit);
     if (rc || http_has_reply(req))
         return rc;
     const char *status = http_query(req, "status");

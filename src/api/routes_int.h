@@ -56,6 +56,10 @@ const struct auth_principal *api_principal(struct http_req *req);
 /* The client's address as a rate-limit key (IPv6: its /64). */
 void api_client_key(struct http_req *req, char *out, size_t n);
 
+/* ?limit= as 1..max (def when absent); a bad value is answered 400 naming
+ * "limit" (the reply is made: return the result). */
+int api_query_limit(struct http_req *req, int def, int max, int *out);
+
 /* Run fn in a transaction; map store errors. */
 struct db_conn;
 typedef int (*api_tx_fn)(struct db_conn *c, void *arg);
