@@ -29,7 +29,7 @@
  *   idf = ln(1 + r / 25) / ln(1 + 1500 / 25)
  *
  * so "the" (r = 1) weighs 0.01, a word around rank 100 0.39, the end of the
- * list about 0.78, and any word not on the list (rank taken as 1500) 1.
+ * list (r = 617) 0.79, and any word not on the list (rank taken as 1500) 1.
  * Stop words are capped at rank 50 (0.27), numbers count as rank 400.
  */
 #include "services/offline/offline.h"
@@ -68,7 +68,7 @@ uint64_t offline__hash(const void *p, size_t n, uint64_t seed)
 
 /* ---- IDF prior ------------------------------------------------------------------ */
 
-/* About 600 of the most frequent English words, most frequent first, in the
+/* 617 of the most frequent English words, most frequent first, in the
  * approximate order of general-English frequency lists (written for Loci
  * from that knowledge; the order only needs to be roughly right). */
 static const char *const frequent_words[] = {

@@ -677,7 +677,7 @@ int offline_keyterms(const char *text, size_t n, size_t max_terms, struct offlin
     if (y.n_cands == 0)
         goto out;
     qsort(y.cands, y.n_cands, sizeof(*y.cands), cmp_cands);
-    rc = emit(&y, max_terms, out);
+    rc = emit(&y, max_terms < y.n_cands ? max_terms : y.n_cands, out);
     if (rc)
         offline_terms_release(out);
 out:

@@ -13,6 +13,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -229,6 +230,12 @@ TEST(keyterms_of_a_known_paragraph)
     CHECK(find_term(&t, "carbon dioxide", 10) >= 0);
     long k = find_term(&t, "carbon dioxide", 10);
     CHECK_INT(t.terms[k].count, ==, 3);
+    /* Asking for more terms than there are candidates is fine. */
+    struct offline_terms all;
+    CHECK_INT(offline_keyterms(photo_text, strlen(photo_text), (size_t)-1, &all), ==, LOCI_OK);
+    CHECK(all.n_terms > 10);
+    check_terms(&all);
+    offline_terms_release(&all);
     /* Deterministic. */
     struct offline_terms t2;
     CHECK_INT(offline_keyterms(photo_text, strlen(photo_text), 10, &t2), ==, LOCI_OK);
@@ -687,6 +694,88 @@ TEST(answers_on_huge_input)
     CHECK(s && text_count_chars(s, strlen(s)) <= 600);
     xfree(s);
     buf_release(&b);
+}
+
+/* ---- Any bytes at all ------------------------------------------------------------- */
+
+/* Whether s (NUL-terminated) is valid UTF-8 with no control characters. */
+static bool is_clean_utf8(const char *s)
+{
+    struct buf b;
+    buf_init(&b, 1 << 20);
+    bool ok = text_strip_controls(s, strlen(s), &b) == LOCI_OK && strcmp(buf_cstr(&b), s) == 0 &&
+              !strchr(s, '\n') && !strchr(s, '\t');
+    buf_release(&b);
+    return ok;
+}
+
+TEST(random_bytes_through_every_function)
+{
+    uint64_t x = 0x2545F4914F6CDD1Dull;
+    const char pieces[][16] = {"TCP ",
+                               "the ",
+                               "Photosynthesis",
+                               ". ",
+                               "\n\n",
+                               "\xc3\xa9",
+                               "\xff",
+                               "\xe2\x80\x99s ",
+                               "Dr. ",
+                               "- ",
+                               "# ",
+                               "|",
+                               "1789 ",
+                               "\x01",
+                               "\t",
+                               "handshake ",
+                               "light-",
+                               "US ",
+                               "? "};
+    char buf[800];
+    for (int iter = 0; iter < 150; iter++) {
+        size_t n = 0, want = (size_t)(iter * 13 % 700);
+        while (n < want) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            const char *p = pieces[(x >> 11) % (sizeof(pieces) / sizeof(pieces[0]))];
+            size_t pn = strlen(p);
+            if (x % 5 == 0) {
+                buf[n++] = (char)(x >> 40);
+            } else if (n + pn <= sizeof(buf)) {
+                memcpy(buf + n, p, pn);
+                n += pn;
+            } else {
+                break;
+            }
+        }
+        struct offline_terms t;
+        CHECK_INT(offline_keyterms(buf, n, 8, &t), ==, LOCI_OK);
+        for (size_t i = 0; i < t.n_terms; i++)
+            CHECK(is_clean_utf8(t.terms[i].term) && is_clean_utf8(t.terms[i].key));
+        offline_terms_release(&t);
+        struct offline_summary_opts so = {2, 150};
+        char *s = NULL;
+        CHECK_INT(offline_summarize(buf, n, &so, &s), ==, LOCI_OK);
+        CHECK(is_clean_utf8(s) && text_count_chars(s, strlen(s)) <= 150);
+        xfree(s);
+        s = NULL;
+        CHECK_INT(offline_define("TCP handshake", 13, buf, n, &s), ==, LOCI_OK);
+        CHECK(!s || is_clean_utf8(s));
+        xfree(s);
+        struct offline_passage p[2] = {{buf, n / 2}, {buf + n / 2, n - n / 2}};
+        struct offline_answer_opts ao = {3, 200};
+        struct offline_answer a;
+        CHECK_INT(offline_answer("What is the TCP handshake?", 26, p, 2, &ao, &a), ==, LOCI_OK);
+        CHECK(is_clean_utf8(a.markdown));
+        CHECK(text_count_chars(a.markdown, strlen(a.markdown)) <= 200 || !a.is_found);
+        offline_answer_release(&a);
+        float v[32];
+        const char *texts[1] = {buf};
+        CHECK_INT(offline_embed(texts, &n, 1, 32, v), ==, LOCI_OK);
+        float n2 = offline_dot(v, v, 32);
+        CHECK(n2 == 0.0f || fabsf(n2 - 1.0f) < 1e-4f);
+    }
 }
 
 /* ---- Threads ------------------------------------------------------------------------- */
