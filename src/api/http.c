@@ -130,6 +130,8 @@ struct http_req {
     bool is_claimed;     /* someone won http_deferred_claim() */
     int refs;            /* deferred: the owner and MHD; freed at 0 */
     struct http_req *defer_next, *defer_prev;
+    http_upgrade_fn upgrade_fn; /* http_reply_upgrade(): until the socket is handed over */
+    void *upgrade_arg;
 };
 
 /* ------------------------------------------------------------------ */
@@ -510,6 +512,36 @@ int http_reply_fd(struct http_req *req, int status, const char *content_type, in
     if (content_type)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     set_reply(req, status, r, (size_t)size);
+    return LOCI_OK;
+}
+
+/* MHD sent the 101: give the socket away and let MHD forget the connection
+ * (it closes its descriptor; ours keeps the socket open), so an upgraded
+ * socket costs the server no connection slot, pool or thread. */
+static void on_upgraded(void *cls, struct MHD_Connection *conn, void *con_cls, const char *extra_in,
+                        size_t extra_in_size, MHD_socket sock,
+                        struct MHD_UpgradeResponseHandle *urh)
+{
+    (void)conn;
+    (void)con_cls;
+    struct http_req *req = cls;
+    http_upgrade_fn fn = req->upgrade_fn;
+    req->upgrade_fn = NULL;
+    int fd = fcntl(sock, F_DUPFD_CLOEXEC, 0);
+    fn(fd, extra_in, extra_in_size, req->upgrade_arg);
+    MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+}
+
+int http_reply_upgrade(struct http_req *req, http_upgrade_fn fn, void *arg)
+{
+    if (req->srv->is_tls)
+        return LOCI_EUNAVAILABLE;
+    struct MHD_Response *r = MHD_create_response_for_upgrade(on_upgraded, req);
+    if (!r)
+        return LOCI_ENOMEM;
+    req->upgrade_fn = fn;
+    req->upgrade_arg = arg;
+    set_reply(req, 101, r, 0);
     return LOCI_OK;
 }
 
@@ -1218,6 +1250,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         log_line(&ctx, req->status >= 500 || req->status == 0 ? LOG_WARN : LOG_INFO, "request", f,
                  (int)(sizeof(f) / sizeof(f[0])));
     }
+    if (req->upgrade_fn) /* the 101 never went out: let the owner free arg */
+        req->upgrade_fn(-1, NULL, 0, req->upgrade_arg);
     if (req->resp) {
         MHD_destroy_response(req->resp);
         req->resp = NULL;
@@ -1303,7 +1337,8 @@ int http_server_start(const struct http_server_opts *opts, struct http_server **
 
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof(ss));
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE |
+                     MHD_USE_ERROR_LOG;
     struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
     if (inet_pton(AF_INET, cfg->listen, &sin->sin_addr) == 1) {

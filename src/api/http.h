@@ -178,6 +178,18 @@ struct http_stream *http_stream_open(struct http_req *req, int status, const cha
 int http_stream_write(struct http_stream *s, const void *p, size_t n);
 void http_stream_close(struct http_stream *s);
 
+/* ---- protocol upgrades (WebSocket) ----
+ * http_reply_upgrade() replies 101 Switching Protocols with the headers set
+ * by http_set_header() (Upgrade, Sec-WebSocket-Accept...). Once the 101 is
+ * sent, fn runs on an HTTP thread with the connection's socket: fd is then
+ * the callee's to close (non-blocking, close-on-exec; the server keeps
+ * nothing of the connection) and extra holds bytes the client sent after
+ * its request (valid during the call). fn must not block. When the 101
+ * never goes out (the client left), fn gets fd -1 so it can free arg.
+ * LOCI_EUNAVAILABLE with TLS (terminate TLS at a proxy for WebSockets). */
+typedef void (*http_upgrade_fn)(int fd, const void *extra, size_t n_extra, void *arg);
+int http_reply_upgrade(struct http_req *req, http_upgrade_fn fn, void *arg);
+
 /* Exposed for tests and docs: match path against pattern, filling up to
  * max_params (name, value) pairs. */
 bool http_path_match(const char *pattern, const char *path, struct arena *a, const char **names,
