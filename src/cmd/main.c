@@ -21,6 +21,7 @@
 #include "core/metrics.h"
 #include "auth/auth.h"
 #include "events/events.h"
+#include "graph/graph.h"
 #include "services/ai/ai.h"
 #include "services/jobs/jobs.h"
 #include "services/mail/mail.h"
@@ -283,6 +284,8 @@ static int register_jobs(struct app *app, char *err, size_t err_n)
         rc = api_auth_register_jobs(app, err, err_n);
     if (rc == LOCI_OK)
         rc = ai_register_jobs(app->jobs, app->db, err, err_n);
+    if (rc == LOCI_OK && (rc = graph_register_jobs(app->jobs, app->ai)) != LOCI_OK)
+        snprintf(err, err_n, "cannot register the graph jobs");
     if (rc == LOCI_OK)
         rc = jobs_schedule_overrides(app->jobs, cfg->schedules, err, err_n);
     return rc;

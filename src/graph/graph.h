@@ -98,6 +98,12 @@ int graph_node_json(struct db_conn *c, const char *user_id, const char *id, bool
                     json_t **out);
 /* LOCI_OK when id is the user's node, else LOCI_ENOTFOUND. */
 int graph_node_exists(struct db_conn *c, const char *user_id, const char *id);
+/* The node a term lands on: the one whose key, or one of whose aliases'
+ * keys, is the term's key. LOCI_OK with its id, LOCI_ENOTFOUND when none,
+ * LOCI_EUNPROCESSABLE when the term has no words or is over
+ * GRAPH_TERM_MAX bytes once cleaned. */
+int graph_node_find(struct db_conn *c, const char *user_id, const char *term,
+                    char out_id[UUID_STR_LEN]);
 
 struct graph_context_node {
     char id[UUID_STR_LEN];
@@ -105,43 +111,69 @@ struct graph_context_node {
     char *summary;
 };
 /* The focus node and its strongest neighbours up to 2 hops, at most cap
- * nodes (focus first). Free with graph_context_release. */
+ * nodes (focus first; cap 1..500, 0 is LOCI_EINVAL, more is 500): first the
+ * focus node's neighbours by the summed weight of the edges between them,
+ * then theirs, each by its strongest tie to a first-hop node. A missing
+ * focus node is LOCI_ENOTFOUND. Free with graph_context_release(*out,
+ * *out_n). */
 int graph_context(struct db_conn *c, const char *user_id, const char *focus_id, size_t cap,
                   struct graph_context_node **out, size_t *out_n);
 void graph_context_release(struct graph_context_node *nodes, size_t n);
 
 /* Root nodes (started by a question without focus), newest first, keyset
- * paginated: {"items":[node], "next_cursor": "..." | null}. */
+ * paginated: {"items":[node], "next_cursor": "..." | null}. cursor is NULL
+ * for the first page, else a next_cursor given before (an opaque string;
+ * anything else is LOCI_EUNPROCESSABLE); limit 1..100 (else LOCI_EINVAL). */
 int graph_recent_roots(struct db_conn *c, const char *user_id, const char *cursor, int limit,
                        json_t **out);
 /* A slice for drawing: the strongest edges (at most limit*4) and the nodes
  * they touch plus the most recent nodes, at most limit nodes in all;
  * cluster (may be NULL) restricts to one cluster. {"nodes":[], "edges":[],
- * "truncated": bool}. */
+ * "truncated": bool}. limit 1..2000 (else LOCI_EINVAL). Nodes here are node
+ * JSON without "aliases"; "truncated" says the user has more nodes (in the
+ * cluster) or edges than the slice holds. */
 int graph_slice(struct db_conn *c, const char *user_id, int limit, const char *cluster,
                 json_t **out);
 
 /* ---- editing (graph_edit.c); each records its changes in delta ---- */
 
-/* A manual note. LOCI_ECONFLICT when a node with the same key exists
- * (out_id then holds it). */
-int graph_node_create(struct db_conn *c, const char *user_id, const char *term,
-                      const char *summary, int64_t now, struct graph_delta *delta,
-                      char out_id[UUID_STR_LEN]);
+/* A manual note (not a root). The term is cleaned to one line of 1..
+ * GRAPH_TERM_MAX bytes with at least one word, the summary (may be NULL)
+ * stripped of control characters and at most GRAPH_SUMMARY_MAX bytes: else
+ * LOCI_EUNPROCESSABLE. LOCI_ECONFLICT when a node with the same key (or an
+ * alias with it) exists (out_id then holds it); else out_id is the new
+ * node. */
+int graph_node_create(struct db_conn *c, const char *user_id, const char *term, const char *summary,
+                      int64_t now, struct graph_delta *delta, char out_id[UUID_STR_LEN]);
 /* Rename and/or change the summary (NULL = keep). A rename to a term whose
- * key another node has is LOCI_ECONFLICT; the old spelling stays as an
- * alias. */
+ * key another node has (as its key or an alias's) is LOCI_ECONFLICT
+ * (graph_node_find names it); the old spelling stays as an alias. Terms
+ * and summaries as in graph_node_create. No change, no delta. */
 int graph_node_update(struct db_conn *c, const char *user_id, const char *id, const char *term,
                       const char *summary, int64_t now, struct graph_delta *delta);
 /* Merge id into `into`: edges move (weights add, self-loops dropped),
  * aliases and the term's key move, the summary is kept if into has none,
- * id is deleted. */
+ * into becomes a root if either was, messages naming id name into, id is
+ * deleted. Either node missing: LOCI_ENOTFOUND; id == into:
+ * LOCI_EUNPROCESSABLE. */
 int graph_node_merge(struct db_conn *c, const char *user_id, const char *id, const char *into,
                      int64_t now, struct graph_delta *delta);
+/* Delete a node with its edges, aliases and embedding; messages that
+ * named it keep no node. */
 int graph_node_delete(struct db_conn *c, const char *user_id, const char *id,
                       struct graph_delta *delta);
 /* value in [0, 1] else LOCI_EUNPROCESSABLE. */
 int graph_set_familiarity(struct db_conn *c, const char *user_id, const char *id, double value,
                           int64_t now, struct graph_delta *delta);
+
+/* ---- embeddings (graph_embed.c) ---- */
+
+struct jobs;
+struct ai;
+/* Register the `graph.embed` job ({"node_ids":[...]} of the job's user):
+ * embeds "term: summary" of those nodes through ai (the gateway) into
+ * node_embeddings, skipping nodes whose text and embedder are unchanged
+ * and nodes that are gone. ai must outlive the workers. */
+int graph_register_jobs(struct jobs *js, struct ai *ai);
 
 #endif
