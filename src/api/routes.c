@@ -63,6 +63,24 @@ const struct http_route api_routes[] = {
     ROUTE(HTTP_DELETE, "/api/v1/me/api-keys/:id", api_me_key_delete, AUTH, RATE_API, NULL,
           "revoke an API key"),
 
+    /* the knowledge graph */
+    ROUTE(HTTP_GET, "/api/v1/nodes/:id", api_node_get, AUTH, RATE_API, NULL,
+          "a node with its aliases and neighbours"),
+    ROUTE(HTTP_POST, "/api/v1/nodes", api_node_create, JSON | AUTH, RATE_API,
+          &api_node_create_schema, "write a note: a new node"),
+    ROUTE(HTTP_PATCH, "/api/v1/nodes/:id", api_node_patch, JSON | AUTH, RATE_API,
+          &api_node_patch_schema, "rename a node or change its summary"),
+    ROUTE(HTTP_DELETE, "/api/v1/nodes/:id", api_node_delete, AUTH, RATE_API, NULL,
+          "delete a node with its edges"),
+    ROUTE(HTTP_POST, "/api/v1/nodes/:id/merge", api_node_merge, JSON | AUTH, RATE_API,
+          &api_node_merge_schema, "merge a node into another"),
+    ROUTE(HTTP_PATCH, "/api/v1/nodes/:id/familiarity", api_node_familiarity, JSON | AUTH, RATE_API,
+          &api_familiarity_schema, "set how familiar a node is (0 to 1)"),
+    ROUTE(HTTP_GET, "/api/v1/graphs/recent", api_graphs_recent, AUTH, RATE_API, NULL,
+          "recent root nodes, newest first, paginated"),
+    ROUTE(HTTP_GET, "/api/v1/graph", api_graph_slice, AUTH, RATE_API, NULL,
+          "a slice of your graph for drawing: strongest edges first"),
+
     /* jobs */
     ROUTE(HTTP_GET, "/api/v1/jobs/:id", api_job_get, AUTH, RATE_API, NULL, "one of your jobs"),
 

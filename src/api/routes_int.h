@@ -41,6 +41,18 @@ int api_me_key_create(struct http_req *req);
 int api_me_key_delete(struct http_req *req);
 extern const struct json_schema api_me_patch_schema, api_password_schema, api_key_schema;
 
+/* graph.c */
+int api_node_get(struct http_req *req);
+int api_node_create(struct http_req *req);
+int api_node_patch(struct http_req *req);
+int api_node_merge(struct http_req *req);
+int api_node_delete(struct http_req *req);
+int api_node_familiarity(struct http_req *req);
+int api_graphs_recent(struct http_req *req);
+int api_graph_slice(struct http_req *req);
+extern const struct json_schema api_node_create_schema, api_node_patch_schema,
+    api_node_merge_schema, api_familiarity_schema;
+
 /* admin.c */
 int api_admin_users(struct http_req *req);
 int api_admin_user_patch(struct http_req *req);
