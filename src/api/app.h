@@ -23,12 +23,16 @@ enum api_rate_class {
 struct auth_keys;
 struct ratelimit;
 struct ai;
+struct ask_hub;
+struct bus;
 
 struct app {
     const struct config *cfg;
     struct db *db;
-    struct jobs *jobs; /* wake workers after enqueueing */
-    struct ai *ai;     /* the AI gateway: call it from jobs, never on HTTP threads */
+    struct jobs *jobs;   /* wake workers after enqueueing */
+    struct ai *ai;       /* the AI gateway: call it from jobs, never on HTTP threads */
+    struct ask_hub *ask; /* requests waiting for answers (ask.c) */
+    struct bus *bus;     /* committed events, in order, to in-process subscribers */
     struct auth_keys *keys;
     struct ratelimit *limits; /* request rates */
     struct ratelimit *logins; /* login back-off, apart so request floods cannot evict it */
@@ -45,6 +49,14 @@ int api_guard(struct http_req *req);
 
 /* Register the account job types (mail, token purge) and their schedules. */
 int api_auth_register_jobs(struct app *app, char *err, size_t err_n);
+
+/* ask.c: requests waiting for their answers. Create before the bus starts,
+ * subscribe it, drain it when the HTTP server stops (http_server_opts
+ * on_drain), free it after. */
+struct ask_hub *api_ask_hub_new(const struct config *cfg);
+void api_ask_hub_subscribe(struct ask_hub *h, struct bus *bus);
+void api_ask_hub_drain(struct ask_hub *h);
+void api_ask_hub_free(struct ask_hub *h);
 
 /* The production route table. */
 extern const struct http_route api_routes[];

@@ -1430,6 +1430,8 @@ int http_server_stop(struct http_server *srv, int timeout_ms)
     /* Deferred replies and streams still open at the deadline end now; give
      * their connections a moment to send that. */
     defer_stop_all(srv);
+    if (srv->opts.on_drain)
+        srv->opts.on_drain(srv->opts.app);
     int64_t grace = clock_mono_ns() + 1000000000LL;
     while (atomic_load(&srv->in_flight) > 0 && clock_mono_ns() < grace)
         clock_sleep_ms(10);

@@ -74,6 +74,10 @@ struct http_server_opts {
      * an error stops the request there. May be NULL. */
     http_handler_fn before;
     void *app; /* handed to handlers by http_app() */
+    /* Called by http_server_stop() once still-waiting deferred requests
+     * were answered 503 and streams ended, so their owners let go of them
+     * (http_deferred_done, http_stream_close). May be NULL. */
+    void (*on_drain)(void *app);
 };
 
 /* Start listening per cfg (listen, port, threads, TLS). Returns 0 and the

@@ -84,6 +84,14 @@ const struct http_route api_routes[] = {
     /* jobs */
     ROUTE(HTTP_GET, "/api/v1/jobs/:id", api_job_get, AUTH, RATE_API, NULL, "one of your jobs"),
 
+    /* asking */
+    ROUTE(HTTP_POST, "/api/v1/ask", api_ask, JSON | AUTH, RATE_API, &api_ask_schema,
+          "ask a question: the answer, its citations and the terms it added to your graph"),
+    ROUTE(HTTP_GET, "/api/v1/conversations", api_conversations, AUTH, RATE_API, NULL,
+          "your conversations, most recent first"),
+    ROUTE(HTTP_GET, "/api/v1/conversations/:id/messages", api_conversation_messages, AUTH, RATE_API,
+          NULL, "a conversation's messages, oldest first"),
+
     /* administration */
     ROUTE(HTTP_GET, "/api/v1/admin/users", api_admin_users, ADMIN, RATE_API, NULL,
           "users, by email prefix, paginated"),

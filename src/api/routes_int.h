@@ -62,14 +62,20 @@ int api_admin_job_retry(struct http_req *req);
 int api_admin_job_cancel(struct http_req *req);
 extern const struct json_schema api_admin_user_schema;
 
+/* ask.c */
+int api_ask(struct http_req *req);
+int api_conversations(struct http_req *req);
+int api_conversation_messages(struct http_req *req);
+extern const struct json_schema api_ask_schema;
+
 /* guard.c: the caller as the `before` hook established it (NULL when
  * anonymous). */
 const struct auth_principal *api_principal(struct http_req *req);
 /* The client's address as a rate-limit key (IPv6: its /64). */
 void api_client_key(struct http_req *req, char *out, size_t n);
 
-/* ?limit= as 1..max (def when absent); a bad value is answered 400 naming
- * "limit" (the reply is made: return the result). */
+/* ?limit= as 1..max (def when absent). A bad value is answered 400 naming
+ * "limit": callers check `if (rc || http_has_reply(req)) return rc;`. */
 int api_query_limit(struct http_req *req, int def, int max, int *out);
 
 /* Run fn in a transaction; map store errors. */

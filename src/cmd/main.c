@@ -22,7 +22,9 @@
 #include "auth/auth.h"
 #include "events/events.h"
 #include "graph/graph.h"
+#include "convo/convo.h"
 #include "services/ai/ai.h"
+#include "services/bus/bus.h"
 #include "services/jobs/jobs.h"
 #include "services/mail/mail.h"
 #include "services/ratelimit/ratelimit.h"
@@ -275,6 +277,11 @@ static int cmd_migrate(struct config *cfg, struct cli *cli)
     return rc;
 }
 
+static void wake_bus(void *bus)
+{
+    bus_wake(bus);
+}
+
 /* Every job type and schedule of the product; config overrides last. */
 static int register_jobs(struct app *app, char *err, size_t err_n)
 {
@@ -286,6 +293,8 @@ static int register_jobs(struct app *app, char *err, size_t err_n)
         rc = ai_register_jobs(app->jobs, app->db, err, err_n);
     if (rc == LOCI_OK && (rc = graph_register_jobs(app->jobs, app->ai)) != LOCI_OK)
         snprintf(err, err_n, "cannot register the graph jobs");
+    if (rc == LOCI_OK)
+        convo_register_jobs(app->jobs, app->ai, wake_bus, app->bus);
     if (rc == LOCI_OK)
         rc = jobs_schedule_overrides(app->jobs, cfg->schedules, err, err_n);
     return rc;
@@ -413,9 +422,16 @@ static void app_release(struct app *app, bool can_close_db)
     rl_free(app->limits);
     rl_free(app->logins);
     auth_keys_free(app->keys);
+    bus_free(app->bus);
+    api_ask_hub_free(app->ask);
     ai_free(app->ai);
     if (can_close_db)
         db_close(app->db);
+}
+
+static void drain_waiters(void *app)
+{
+    api_ask_hub_drain(((struct app *)app)->ask);
 }
 
 static int cmd_serve(struct config *cfg, struct cli *cli)
@@ -448,6 +464,9 @@ static int cmd_serve(struct config *cfg, struct cli *cli)
         app_release(&app, true);
         return EXIT_USAGE;
     }
+    app.bus = bus_new(app.db, cfg->bus_poll_ms);
+    app.ask = api_ask_hub_new(cfg);
+    api_ask_hub_subscribe(app.ask, app.bus);
     app.limits = rl_new_memory(200000);
     app.logins = rl_new_memory(200000);
     app.jobs = jobs_new(app.db, &(struct jobs_opts){
@@ -464,8 +483,10 @@ static int cmd_serve(struct config *cfg, struct cli *cli)
         return EXIT_USAGE;
     }
     rc = jobs_start(app.jobs);
+    if (rc == LOCI_OK && (rc = bus_start(app.bus)) != LOCI_OK)
+        jobs_stop(app.jobs, 0);
     if (rc != LOCI_OK) {
-        log_error(NULL, "cannot start the job workers: %s", loci_err_message(rc));
+        log_error(NULL, "cannot start the job workers or the event bus: %s", loci_err_message(rc));
         app_release(&app, true);
         return 1;
     }
@@ -478,6 +499,7 @@ static int cmd_serve(struct config *cfg, struct cli *cli)
         .fallback = api_static_serve,
         .before = api_guard,
         .app = &app,
+        .on_drain = drain_waiters,
     };
     struct http_server *srv = NULL;
     if (http_server_start(&opts, &srv, err, sizeof(err))) {

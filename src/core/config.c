@@ -133,6 +133,10 @@ static const struct key_def keys[] = {
      "completion token limit sent with each chat request"},
     {"ai_json_mode", KT_STR, OFF(ai_json_mode), 4, 16, "json_object", false,
      "structured replies: json_object, json_schema (strict schema) or prompt (no response_format)"},
+    {"ask_wait_timeout_ms", KT_INT, OFF(ask_wait_timeout_ms), 100, 3600000, "120000", false,
+     "POST /api/v1/ask in wait mode answers 202 (still pending) after this"},
+    {"bus_poll_ms", KT_INT, OFF(bus_poll_ms), 1, 10000, "50", false,
+     "how often the event bus looks for events committed by other instances"},
     {"ai_embed_dims", KT_INT, OFF(ai_embed_dims), 8, 4096, "384", false,
      "dimensions of the local provider's embeddings"},
 };

@@ -81,6 +81,8 @@ struct config {
     int ai_max_tokens;
     char *ai_json_mode; /* json_object, json_schema, prompt */
     int ai_embed_dims;
+    int ask_wait_timeout_ms;
+    int bus_poll_ms;
     char *config_file;                           /* the file that was read, or "" */
     enum config_source sources[CONFIG_MAX_KEYS]; /* per key, by table index */
 };

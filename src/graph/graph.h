@@ -79,7 +79,8 @@ struct graph_merged {
 };
 
 /* Merge terms into the graph: each term finds its node by key (or alias
- * key) or creates one (is_root when is_root is set, origin message noted);
+ * key) or creates one (the origin message noted; terms[0], the answer's
+ * main term, is a root when is_root: a question asked without a focus);
  * a new spelling becomes an alias; an empty summary is filled. Then edges:
  * "related" between every pair of the terms (weight += 1), the focus node
  * to each term, and the typed relations. out[i] tells where terms[i] went.

@@ -296,7 +296,14 @@ export async function startStandIn({ port = 0, host = '127.0.0.1', delayMs = 0, 
     if (Array.isArray(step.tokens)) tokens = step.tokens.slice();
     else {
       let content = step.content;
-      if (typeof content !== 'string') {
+      if (typeof content !== 'string' && body.response_format && typeof body.response_format === 'object') {
+        // A structured request with nothing scripted: a valid key-terms
+        // object (Loci's terms schema), so load tests need no scripting.
+        content = JSON.stringify({
+          terms: [{ term: 'Stand-in term', summary: 'A term the stand-in always names.' }],
+          relations: [],
+        });
+      } else if (typeof content !== 'string') {
         let last = '';
         for (const m of body.messages) if (m && m.role === 'user') last = textOf(m.content);
         content = 'Stand-in reply to: ' + [...last].slice(0, 200).join('');

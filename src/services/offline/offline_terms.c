@@ -34,8 +34,8 @@
  *     offline_embed.c) of its content words, so that "chlorophyll" beats
  *     "water" when both are equally prominent in the text;
  *   - in a text of five sentences or more, phrases of two or three words
- *     must occur at least twice: seen once, they are mostly verb chains like
- *     "bacteria convert light".
+ *     must occur at least twice (in a shorter one, phrases of three): seen
+ *     once, they are mostly verb chains like "bacteria convert light".
  *
  * Candidates with the same stems are one candidate (so variants merge); its
  * display form is its most frequent spelling. Picking best first, a
@@ -480,16 +480,17 @@ static double specificity(const struct yake *y, const struct ycand *c)
     return n ? exp(sum / n) : 1.0;
 }
 
-/* Drop phrases of two or three words seen once in a text of
- * MIN_SENTENCES_FOR_REPEAT sentences or more: without parts of speech,
+/* Drop phrases seen once that are probably verb chains: in a text of
+ * MIN_SENTENCES_FOR_REPEAT sentences or more, every phrase of two or three
+ * words; in a shorter text (a question), phrases of three words ("Neural
+ * Networks learn", "learn with backpropagation"): without parts of speech
  * these are mostly chains like "bacteria convert light". */
 static void drop_unrepeated(struct yake *y)
 {
-    if (y->d->n_sentences < MIN_SENTENCES_FOR_REPEAT)
-        return;
+    uint32_t max_len = y->d->n_sentences < MIN_SENTENCES_FOR_REPEAT ? 2 : 1;
     size_t k = 0;
     for (size_t i = 0; i < y->n_cands; i++) {
-        if (y->cands[i].len == 1 || y->cands[i].tf >= 2)
+        if (y->cands[i].len <= max_len || y->cands[i].tf >= 2)
             y->cands[k++] = y->cands[i];
     }
     y->n_cands = k;
@@ -560,9 +561,25 @@ static size_t levenshtein(const char *a, size_t an, const char *b, size_t bn)
     return row[bn];
 }
 
+/* c and p share a word (by stem). */
+static bool shares_word(const struct ycand *c, const struct ycand *p)
+{
+    for (uint32_t i = 0; i < c->len; i++)
+        for (uint32_t j = 0; j < p->len; j++)
+            if (c->ids[i] == p->ids[j])
+                return true;
+    return false;
+}
+
 static bool is_near_duplicate(const struct yake *y, const struct ycand *c, const struct ycand *p)
 {
     if ((is_inside(c, p) || is_inside(p, c)) && c->tf <= p->tf)
+        return true;
+    /* In a short text (a question) a phrase seen once that overlaps a
+     * better one is its verb chain: "Networks learn" after "Neural
+     * Networks". */
+    if (y->d->n_sentences < MIN_SENTENCES_FOR_REPEAT && c->tf == 1 && c->len > 1 &&
+        shares_word(c, p))
         return true;
     char ka[LEV_MAX], kb[LEV_MAX];
     size_t an = stem_key(y, c, ka, sizeof(ka)), bn = stem_key(y, p, kb, sizeof(kb));
