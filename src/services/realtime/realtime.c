@@ -50,15 +50,16 @@
 #define OP_PING   0x9u
 #define OP_PONG   0xau
 
-#define READ_CHUNK      16384
-#define AUTH_FRAME_MAX  8192 /* no bigger message before authentication */
-#define CLOSE_LINGER_MS 2000 /* wait this long for the client's close/EOF */
-#define REPLAY_PAGE     200
-#define REPLAY_PAGES    16 /* per loop turn, over all sockets */
-#define INBOX_MAX_BYTES ((size_t)256 << 20)
-#define EPOLL_BATCH     256
-#define IOV_BATCH       64
-#define MIN_BUCKETS     1024
+#define READ_CHUNK        16384
+#define AUTH_FRAME_MAX    8192 /* no bigger message before authentication */
+#define CLOSE_LINGER_MS   2000 /* wait this long for the client's close/EOF */
+#define REPLAY_PAGE       200
+#define REPLAY_PAGES      16 /* per loop turn, over all sockets */
+#define INBOX_MAX_BYTES   ((size_t)256 << 20)
+#define EPOLL_BATCH       256
+#define IOV_BATCH         64
+#define MIN_BUCKETS       1024
+#define KERNEL_SNDBUF_MAX ((size_t)1 << 20)
 
 enum phase { PH_AUTH, PH_OPEN, PH_CLOSING, N_PHASES };
 
@@ -279,14 +280,28 @@ static void mark_dirty(struct conn *c)
     c->rt->dirty = c;
 }
 
-/* Queue m unless that would pass the socket's limit. */
-static bool enqueue(struct conn *c, struct msg *m)
+/* Queue m unless that would pass the socket's limit. Not from inside
+ * wslay (see enqueue()). */
+static bool enqueue_nowrite(struct conn *c, struct msg *m)
 {
     if (c->out_bytes + m->len > c->rt->o.send_queue_bytes)
         return false;
     queue_push(c, m);
     mark_dirty(c);
     return true;
+}
+
+static void flush(struct conn *c);
+
+/* Queue m; when the queue is full, first write what the socket takes now,
+ * so a burst handled in one loop turn never counts against a client that
+ * keeps up. False when the client really is behind (or gone). */
+static bool enqueue(struct conn *c, struct msg *m)
+{
+    if (enqueue_nowrite(c, m))
+        return true;
+    flush(c);
+    return !c->is_dead && enqueue_nowrite(c, m);
 }
 
 /* ------------------------------------------------------------------ */
@@ -567,7 +582,7 @@ static ssize_t ws_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
         return (ssize_t)len;
     struct msg *m = msg_new(len);
     memcpy(m->data, data, len);
-    if (!enqueue(c, m))
+    if (!enqueue_nowrite(c, m)) /* no flush here: it may free this parser */
         c->is_doomed = true;
     msg_unref(m);
     return (ssize_t)len;
@@ -898,6 +913,8 @@ static void run_replay(struct realtime *rt)
         enum replay_step s = replay_page(rt, c);
         if (s != RP_WAIT)
             budget--;
+        if (!c->is_in_replay)
+            continue; /* a write failed and killed it: already unlinked */
         if (s == RP_MORE || s == RP_WAIT) {
             pp = &c->rnext;
             continue;
@@ -1084,6 +1101,13 @@ int realtime_adopt(struct realtime *rt, int fd, const void *extra, size_t n_extr
     }
     int one = 1;
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* fails on socketpairs */
+    /* Cap the kernel's send buffer like our queue (TCP would grow it to
+     * megabytes): a stalled client then holds at most about twice
+     * send_queue_bytes, and is found out before it holds more. */
+    size_t cap =
+        rt->o.send_queue_bytes < KERNEL_SNDBUF_MAX ? rt->o.send_queue_bytes : KERNEL_SNDBUF_MAX;
+    int sndbuf = (int)cap;
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
     struct item *it = xcalloc(1, sizeof(*it) + n_extra);
     it->kind = IT_ADOPT;
     it->fd = fd;
