@@ -6,6 +6,7 @@
  *
  * usage: bench_graph [rounds=200]
  */
+#include "core/buf.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "graph/graph.h"
