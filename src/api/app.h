@@ -7,6 +7,7 @@
 
 #include "api/http.h"
 #include "core/config.h"
+#include "core/ids.h"
 #include "core/metrics.h"
 #include "services/jobs/jobs.h"
 #include "store/db.h"
@@ -22,6 +23,7 @@ enum api_rate_class {
 
 struct auth_keys;
 struct ratelimit;
+struct realtime;
 struct ai;
 struct ask_hub;
 struct bus;
@@ -33,6 +35,7 @@ struct app {
     struct ai *ai;       /* the AI gateway: call it from jobs, never on HTTP threads */
     struct ask_hub *ask; /* requests waiting for answers (ask.c) */
     struct bus *bus;     /* committed events, in order, to in-process subscribers */
+    struct realtime *rt; /* the WebSocket hub (GET /ws) */
     struct auth_keys *keys;
     struct ratelimit *limits; /* request rates */
     struct ratelimit *logins; /* login back-off, apart so request floods cannot evict it */
@@ -57,6 +60,10 @@ struct ask_hub *api_ask_hub_new(const struct config *cfg);
 void api_ask_hub_subscribe(struct ask_hub *h, struct bus *bus);
 void api_ask_hub_drain(struct ask_hub *h);
 void api_ask_hub_free(struct ask_hub *h);
+
+/* The WebSocket hub's authenticate callback (arg: the struct app): an access
+ * token or API key from a socket's auth message to its user id. */
+int api_ws_authenticate(void *arg, const char *token, char out_user[UUID_STR_LEN]);
 
 /* The production route table. */
 extern const struct http_route api_routes[];

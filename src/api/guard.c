@@ -9,6 +9,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "events/events.h"
+#include "services/bus/bus.h"
 #include "services/ratelimit/ratelimit.h"
 
 #include <arpa/inet.h>
@@ -177,7 +178,10 @@ int api_guard(struct http_req *req)
 int api_tx(struct http_req *req, api_tx_fn fn, void *arg)
 {
     struct app *app = http_app(req);
-    return db_tx(app->db, fn, arg);
+    int rc = db_tx(app->db, fn, arg);
+    if (rc == LOCI_OK && app->bus)
+        bus_wake(app->bus); /* its events go out now, not at the next poll */
+    return rc;
 }
 
 int api_event(struct db_conn *c, const char *user_id, const char *type, json_t *data)

@@ -84,6 +84,12 @@ const struct http_route api_routes[] = {
     /* jobs */
     ROUTE(HTTP_GET, "/api/v1/jobs/:id", api_job_get, AUTH, RATE_API, NULL, "one of your jobs"),
 
+    /* realtime and sync */
+    ROUTE(HTTP_GET, "/ws", api_ws, 0, RATE_API, NULL,
+          "WebSocket: your events as they happen (auth by first message or session cookie)"),
+    ROUTE(HTTP_GET, "/api/v1/sync", api_sync, AUTH, RATE_API, NULL,
+          "your change log after an offset, for clients that were offline"),
+
     /* asking */
     ROUTE(HTTP_POST, "/api/v1/ask", api_ask, JSON | AUTH, RATE_API, &api_ask_schema,
           "ask a question: the answer, its citations and the terms it added to your graph"),

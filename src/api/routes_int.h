@@ -53,6 +53,10 @@ int api_graph_slice(struct http_req *req);
 extern const struct json_schema api_node_create_schema, api_node_patch_schema,
     api_node_merge_schema, api_familiarity_schema;
 
+/* ws.c, sync.c: realtime delivery and the change log */
+int api_ws(struct http_req *req);
+int api_sync(struct http_req *req);
+
 /* admin.c */
 int api_admin_users(struct http_req *req);
 int api_admin_user_patch(struct http_req *req);

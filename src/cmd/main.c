@@ -28,6 +28,7 @@
 #include "services/jobs/jobs.h"
 #include "services/mail/mail.h"
 #include "services/ratelimit/ratelimit.h"
+#include "services/realtime/realtime.h"
 #include "store/db.h"
 #include "version.h"
 
@@ -422,7 +423,9 @@ static void app_release(struct app *app, bool can_close_db)
     rl_free(app->limits);
     rl_free(app->logins);
     auth_keys_free(app->keys);
-    bus_free(app->bus);
+    realtime_stop(app->rt);
+    bus_free(app->bus); /* before the hub it delivers to */
+    realtime_free(app->rt);
     api_ask_hub_free(app->ask);
     ai_free(app->ai);
     if (can_close_db)
@@ -467,6 +470,21 @@ static int cmd_serve(struct config *cfg, struct cli *cli)
     app.bus = bus_new(app.db, cfg->bus_poll_ms);
     app.ask = api_ask_hub_new(cfg);
     api_ask_hub_subscribe(app.ask, app.bus);
+    app.rt = realtime_new(&(struct realtime_opts){
+        .db = app.db,
+        .authenticate = api_ws_authenticate,
+        .auth_arg = &app,
+        .ping_interval_ms = cfg->ws_ping_interval_ms,
+        .auth_timeout_ms = cfg->ws_auth_timeout_ms,
+        .max_frame_bytes = (size_t)cfg->ws_max_frame_bytes,
+        .send_queue_bytes = (size_t)cfg->ws_send_queue_bytes,
+        .max_connections = cfg->ws_max_connections,
+    });
+    if (!app.rt || bus_subscribe(app.bus, realtime_on_event, app.rt) != LOCI_OK) {
+        fprintf(stderr, "loci: cannot set up the WebSocket hub\n");
+        app_release(&app, true);
+        return 1;
+    }
     app.limits = rl_new_memory(200000);
     app.logins = rl_new_memory(200000);
     app.jobs = jobs_new(app.db, &(struct jobs_opts){
@@ -483,6 +501,8 @@ static int cmd_serve(struct config *cfg, struct cli *cli)
         return EXIT_USAGE;
     }
     rc = jobs_start(app.jobs);
+    if (rc == LOCI_OK && (rc = realtime_start(app.rt)) != LOCI_OK)
+        jobs_stop(app.jobs, 0);
     if (rc == LOCI_OK && (rc = bus_start(app.bus)) != LOCI_OK)
         jobs_stop(app.jobs, 0);
     if (rc != LOCI_OK) {
@@ -536,6 +556,7 @@ static int cmd_serve(struct config *cfg, struct cli *cli)
              3);
     int64_t t0 = clock_mono_ns();
     int left = http_server_stop(srv, cfg->shutdown_timeout_ms);
+    realtime_stop(app.rt); /* after HTTP (no socket comes any more), before the bus */
     int spent_ms = (int)((clock_mono_ns() - t0) / 1000000);
     int budget = cfg->shutdown_timeout_ms > spent_ms ? cfg->shutdown_timeout_ms - spent_ms : 0;
     int released = jobs_stop(app.jobs, budget);

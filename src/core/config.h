@@ -46,7 +46,12 @@ struct config {
     int jobs_backoff_base_ms;
     int jobs_backoff_cap_ms;
     int jobs_retention_days;
-    char *schedules;  /* "name=cron;name2=off" overrides of built-in schedules */
+    char *schedules; /* "name=cron;name2=off" overrides of built-in schedules */
+    int ws_ping_interval_ms;
+    int ws_auth_timeout_ms;
+    int ws_max_frame_bytes;
+    int ws_send_queue_bytes;
+    int ws_max_connections;
     char *public_url; /* after config_finish(): never empty, no trailing slash */
     char *jwt_keys;
     int access_token_ttl_s;
