@@ -531,6 +531,16 @@ int graph_node_merge(struct db_conn *c, const char *user_id, const char *id, con
     rc = db_run(st, NULL);
     if (rc == LOCI_OK)
         rc = alias_add(c, user_id, into, from.term, from.key);
+    /* A moved spelling that is into's own term is no alias. */
+    if (rc == LOCI_OK)
+        rc = db_prepare(
+            c, "DELETE FROM node_aliases WHERE user_id = ? AND node_id = ? AND alias = ?", &st);
+    if (rc)
+        goto out;
+    db_bind_text(st, 1, user_id, (size_t)-1);
+    db_bind_text(st, 2, into, (size_t)-1);
+    db_bind_text(st, 3, to.term, (size_t)-1);
+    rc = db_run(st, NULL);
     if (rc == LOCI_OK)
         rc = repoint_messages(c, user_id, id, into);
     if (rc)

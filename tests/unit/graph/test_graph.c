@@ -391,6 +391,9 @@ static void merging(struct db *db)
     SQL(db, "UPDATE nodes SET is_root = 1 WHERE id = ?", "n-b");
     SQL(db, "INSERT INTO node_aliases (user_id, node_id, alias, key) VALUES ('u1', ?, ?, ?)", "n-b",
         "Beta!", "beta");
+    /* A spelling of b that is a's own term is not kept as an alias of a. */
+    SQL(db, "INSERT INTO node_aliases (user_id, node_id, alias, key) VALUES ('u1', ?, ?, ?)", "n-b",
+        "alpha", "alpha");
     edge(db, "u1", "n-a", "n-b", "related", "2"); /* becomes a self-loop */
     edge(db, "u1", "n-b", "n-c", "related", "1"); /* adds to a-c */
     edge(db, "u1", "n-a", "n-c", "related", "3");
@@ -421,6 +424,8 @@ static void merging(struct db *db)
     CHECK(json_is_true(json_object_get(a, "is_root")));
     CHECK(has_alias(a, "beta"));
     CHECK(has_alias(a, "Beta!"));
+    CHECK(!has_alias(a, "alpha"));
+    CHECK_INT(json_array_size(json_object_get(a, "aliases")), ==, 2);
     CHECK_INT(json_array_size(json_object_get(a, "neighbours")), ==, 3);
     json_decref(a);
     char found[UUID_STR_LEN];
