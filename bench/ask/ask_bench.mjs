@@ -13,7 +13,7 @@
 // Usage: node bench/ask/ask_bench.mjs (bench/ask/run calls it)
 // Environment: LOCI_BIN [build/loci], DELAY_MS [50], CONCURRENCY [64],
 //   ASKS [10 per asker], NODES [10000], DURATION [10s]
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startStandIn } from '../../tests/standin/server.mjs';
@@ -50,7 +50,7 @@ const standin = await startStandIn({ delayMs: DELAY_MS });
 const s = await startServer({
   args: ['--ai-providers', 'openai', '--ai-base-url', `${standin.url}/v1`, '--ai-chat-model', 'standin-chat', '--ai-embed-model', '',
     '--ai-cache-ttl-s', '0', '--jobs-workers', String(CONCURRENCY), '--rate-api-burst', '1000000', '--rate-api-per-min', '1000000',
-    '--rate-auth-burst', '1000', '--log-level', 'warn', '--db-pool-size', String(CONCURRENCY + 16)],
+    '--rate-auth-burst', '1000', '--db-pool-size', String(CONCURRENCY + 16)],
 });
 const user = await signupAndLogin(s);
 
@@ -123,11 +123,20 @@ request = function()
   return wrk.format("GET", "/api/v1/nodes/" .. ids[math.random(#ids)], {["Authorization"] = "Bearer ${user.accessToken}"})
 end
 `);
-const wrk = spawnSync('wrk', ['-t2', '-c64', `-d${DURATION}`, '--latency', '-s', lua, s.url], { encoding: 'utf8' });
+// wrk runs asynchronously: a blocked event loop would stop draining the
+// server's log pipe and stall the server itself.
+const wrk = await new Promise((res) => {
+  const p = spawn('wrk', ['-t2', '-c64', `-d${DURATION}`, '--latency', '-s', lua, s.url]);
+  let stdout = '';
+  let stderr = '';
+  p.stdout.on('data', (d) => (stdout += d));
+  p.stderr.on('data', (d) => (stderr += d));
+  p.on('close', (status) => res({ status, stdout, stderr }));
+});
 if (wrk.status !== 0) throw new Error(`wrk: ${wrk.stderr}`);
 const rps = /Requests\/sec:\s+([\d.]+)/.exec(wrk.stdout)?.[1];
-const p50 = /50%\s+(\S+)/.exec(wrk.stdout)?.[1];
-const p99 = /99%\s+(\S+)/.exec(wrk.stdout)?.[1];
+const p50 = /^\s+50%\s+(\S+)$/m.exec(wrk.stdout)?.[1];
+const p99 = /^\s+99%\s+(\S+)$/m.exec(wrk.stdout)?.[1];
 const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(wrk.stdout)?.[1] ?? '0';
 console.log(`## GET /api/v1/nodes/:id, ${NODES} nodes, ${NODES * 3} edges attempted, wrk -t2 -c64 -d${DURATION}`);
 console.log('');
