@@ -65,7 +65,7 @@ async function hugeBody(s, user, method, path) {
       `${method} ${path} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer ${user.accessToken}\r\n` +
         'Content-Type: application/json\r\nContent-Length: 2000000\r\n\r\n',
     );
-    return await c.response({ timeoutMs: 3000 });
+    return await c.response({ timeoutMs: 10000 });
   } finally {
     c.destroy();
   }
@@ -172,7 +172,7 @@ for (const backend of ['sqlite', 'postgres']) {
 
       // The embedding job catches up with the last text.
       let rows = [];
-      for (let i = 0; i < 100; i++) {
+      for (let i = 0; i < 300; i++) {
         rows = await dbQuery(s, `SELECT dims, embedder FROM node_embeddings WHERE node_id = '${n.id}' AND user_id = '${alice.id}'`);
         if (rows.length) break;
         await sleep(100);
