@@ -10,8 +10,8 @@
 
 #include <string.h>
 
-const char *const graph_edge_types[] = {"related",    "is_a",        "part_of", "causes", "uses",
-                                        "example_of", "opposite_of", NULL};
+const char *const graph_edge_types[] = {"related", "is_a",       "part_of",     "causes",
+                                        "uses",    "example_of", "opposite_of", NULL};
 
 bool graph_edge_type_valid(const char *type)
 {

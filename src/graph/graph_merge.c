@@ -253,7 +253,7 @@ int graph_merge_terms(struct db_conn *c, const char *user_id, const struct graph
         if (same < i) {
             /* the same term twice in one answer, maybe spelt otherwise */
             out[i] = out[same];
-            snprintf(node_terms[i], sizeof(node_terms[i]), "%s", node_terms[same]);
+            memcpy(node_terms[i], node_terms[same], sizeof(node_terms[i]));
             if (strcmp(node_terms[i], clean.p) != 0)
                 rc = add_alias(c, user_id, out[i].node_id, clean.p, keys[i]);
             continue;
