@@ -264,3 +264,51 @@ describe('ask with a model (the stand-in)', () => {
     for (const r of done) assert.ok(r.status === 200 || r.status === 202, `${r.status} ${r.text}`);
   });
 });
+
+describe('a slow model', () => {
+  let standin;
+  let s;
+  before(async () => {
+    standin = await startStandIn({});
+    s = await startServer({
+      args: [...AUTH_TEST_ARGS, '--ai-providers', 'openai,local', '--ai-base-url', `${standin.url}/v1`, '--ai-embed-model', '',
+        '--ai-retries', '0', '--ask-wait-timeout-ms', '300', '--ai-first-byte-timeout-ms', '5000'],
+    });
+  });
+  after(async () => {
+    await s?.stop();
+    await standin?.close();
+  });
+
+  test('a wait past ask_wait_timeout_ms is answered 202; the answer still lands', async () => {
+    const u = await signupAndLogin(s);
+    standin.script([{ fault: 'slow_first_byte', delay_ms: 1200, content: 'Late but right.' }]);
+    const t0 = Date.now();
+    const r = expectStatus(await ask(s, u, { text: 'Tell me something slowly' }), 202);
+    assert.ok(Date.now() - t0 < 1100, `answered after ${Date.now() - t0} ms`);
+    assert.equal(r.body.status, 'pending');
+    assert.match(r.body.job_id, /^[0-9a-f-]{36}$/);
+    let items = [];
+    for (let i = 0; i < 100 && items.length < 2; i++) {
+      await sleep(50);
+      items = (await call(s, 'GET', `/api/v1/conversations/${r.body.conversation_id}/messages`, { token: u.accessToken })).body.items;
+    }
+    assert.equal(items[1]?.content, 'Late but right.');
+  });
+
+  test('the server stops cleanly with asks waiting: they get 503', async () => {
+    const s2 = await startServer({
+      args: [...AUTH_TEST_ARGS, '--ai-providers', 'openai', '--ai-base-url', `${standin.url}/v1`, '--ai-retries', '0',
+        '--ai-first-byte-timeout-ms', '20000', '--shutdown-timeout-ms', '300'],
+    });
+    const u = await signupAndLogin(s2);
+    standin.script([{ fault: 'slow_first_byte', delay_ms: 5000 }]);
+    const pending = ask(s2, u, { text: 'A question the server will not finish' });
+    await sleep(300);
+    const stopped = s2.stop();
+    const r = await pending;
+    assert.equal(r.status, 503, r.text);
+    const exit = await stopped;
+    assert.equal(exit?.code ?? 0, 0);
+  });
+});
