@@ -312,3 +312,50 @@ describe('a slow model', () => {
     assert.equal(exit?.code ?? 0, 0);
   });
 });
+
+describe('answers reach the asker live over the WebSocket', () => {
+  let s;
+  before(async () => {
+    s = await startServer({ args: AUTH_TEST_ARGS });
+  });
+  after(() => s?.stop());
+
+  /** An authenticated socket collecting every event it receives. */
+  async function live(user) {
+    const { default: WebSocket } = await import('ws');
+    const ws = new WebSocket(`${s.url.replace(/^http/, 'ws')}/ws`);
+    const events = [];
+    await new Promise((res, rej) => {
+      ws.on('error', rej);
+      ws.on('open', () => ws.send(JSON.stringify({ type: 'auth', token: user.accessToken })));
+      ws.on('message', (d) => {
+        const m = JSON.parse(d.toString());
+        if (m.type === 'ready') res();
+        else events.push(m);
+      });
+    });
+    return { ws, events };
+  }
+
+  test('async ask: answer.created and graph.updated arrive for the asker, nothing for another user', async () => {
+    const alice = await signupAndLogin(s);
+    const bob = await signupAndLogin(s);
+    const a = await live(alice);
+    const b = await live(bob);
+    const r = expectStatus(await ask(s, alice, { text: 'What is an enzyme?', mode: 'async' }), 202);
+    for (let i = 0; i < 100 && !a.events.some((e) => e.type === 'answer.created'); i++) await sleep(50);
+    const created = a.events.find((e) => e.type === 'answer.created');
+    assert.ok(created, `answer.created arrived: ${JSON.stringify(a.events.map((e) => e.type))}`);
+    assert.equal(created.data.question_id, r.body.question_id);
+    assert.equal(typeof created.offset, 'number');
+    const graph = a.events.find((e) => e.type === 'graph.updated');
+    assert.ok(graph, 'graph.updated arrived');
+    assert.ok(graph.offset < created.offset, 'the graph delta comes first, in commit order');
+    const ids = graph.data.nodes.map((n) => n.id);
+    for (const t of created.data.extracted_terms) assert.ok(ids.includes(t.node_id), `${t.term} is in the delta`);
+    await sleep(200);
+    assert.deepEqual(b.events.filter((e) => /^(answer|graph)\./.test(e.type)), [], "bob hears nothing of alice's ask");
+    a.ws.close();
+    b.ws.close();
+  });
+});
