@@ -22,6 +22,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct ai;
 struct bus;
@@ -56,23 +57,61 @@ void search_subscribe(struct search *s, struct bus *bus);
 /* q: 1..500 characters; document_id may be NULL; limit 1..50.
  * LOCI_EUNPROCESSABLE for an empty or too long query; LOCI_ENOTFOUND for
  * a document_id that is not the user's. Release with
- * search_results_release(). */
+ * search_results_release().
+ * Also: a blank query or one that is not UTF-8 is LOCI_EUNPROCESSABLE; a
+ * bad limit or mode LOCI_EINVAL. Query text is only ever words to the
+ * engines (no syntax), so any other text is a search, possibly with no
+ * hits. Vector and hybrid modes embed q through the gateway (which blocks
+ * on the network with a remote embedder: call from a job or the offload
+ * pool); when that fails, vector mode returns the gateway's error and
+ * hybrid mode answers from full text alone. Hits whose chunk was deleted
+ * meanwhile are left out, so there may be fewer than limit. Any thread. */
 int search_run(struct search *s, const char *user_id, const char *q, enum search_mode mode,
                const char *document_id, int limit, struct search_results *out);
 void search_results_release(struct search_results *r);
 
 /* ---- hooks for the documents module (in its transactions) ---- */
-/* Index chunks [first_ord, first_ord + n) of document_id for full text. */
+/* Index for full text every chunk of document_id not indexed yet, so it is
+ * safe to call after each batch of chunks or once at the end; call it in
+ * the transaction that wrote them. No-op on PostgreSQL (chunks.tsv is a
+ * generated column). */
 int search_chunks_added(struct db_conn *c, const char *user_id, const char *document_id);
-/* Remove a document's full-text rows (its chunks and vectors go by FK). */
+/* Remove a document's full-text rows (its chunks and vectors go by FK).
+ * Call it in the deleting transaction (also before replacing the chunks on
+ * reprocess) while the chunks are still there: their rows are then found
+ * directly; afterwards it has to scan the whole table. No-op on PostgreSQL. */
 int search_document_removed(struct db_conn *c, const char *user_id, const char *document_id);
 /* After commit: this user's vectors changed; the cached index is stale. */
 void search_vectors_changed(struct search *s, const char *user_id);
 
+/* Account erasure: remove every full-text row of the user (chunks go by
+ * FK; FTS5 rows have none). No-op on PostgreSQL. */
+int search_user_removed(struct db_conn *c, const char *user_id);
+
+/* What the index cache holds now. Any thread. */
+struct search_stats {
+    size_t n_indexes; /* cached (user, embedder) indexes */
+    size_t bytes;     /* their memory */
+    size_t cap;       /* the budget */
+    uint64_t n_loads; /* indexes built from the store since start */
+};
+void search_stats(struct search *s, struct search_stats *out);
+
 /* ---- the vector kernel, exposed for benchmarks and tests ---- */
 /* Top k rows of m (n x dims, row-major) by dot product with q; writes
- * indexes and scores best first; returns how many (min(k, n)). */
+ * indexes and scores best first (equal scores: lower index first); returns
+ * how many (min(k, n)). Uses the AVX2+FMA kernel when the CPU has it. Any
+ * thread; m needs no particular alignment. */
 size_t search_topk(const float *m, size_t n, int dims, const float *q, size_t k, size_t *out_idx,
                    float *out_score);
+
+enum search_kernel { SEARCH_KERNEL_AUTO, SEARCH_KERNEL_PORTABLE, SEARCH_KERNEL_AVX2 };
+/* search_topk() with a chosen kernel; SEARCH_KERNEL_AVX2 on a CPU without
+ * AVX2 and FMA runs the portable one. Scores of the two kernels may differ
+ * in the last bits (summation order). */
+size_t search_topk_kernel(enum search_kernel kern, const float *m, size_t n, int dims,
+                          const float *q, size_t k, size_t *out_idx, float *out_score);
+/* The kernel SEARCH_KERNEL_AUTO picks on this CPU: "avx2" or "portable". */
+const char *search_kernel_name(void);
 
 #endif
