@@ -98,6 +98,10 @@ const struct http_route api_routes[] = {
     ROUTE(HTTP_GET, "/api/v1/conversations/:id/messages", api_conversation_messages, AUTH, RATE_API,
           NULL, "a conversation's messages, oldest first"),
 
+    /* search */
+    ROUTE(HTTP_GET, "/api/v1/search", api_search, AUTH | SLOW, RATE_API, NULL,
+          "your passages by full text, vectors or both, with snippets"),
+
     /* administration */
     ROUTE(HTTP_GET, "/api/v1/admin/users", api_admin_users, ADMIN, RATE_API, NULL,
           "users, by email prefix, paginated"),

@@ -57,6 +57,9 @@ extern const struct json_schema api_node_create_schema, api_node_patch_schema,
 int api_ws(struct http_req *req);
 int api_sync(struct http_req *req);
 
+/* search.c */
+int api_search(struct http_req *req);
+
 /* admin.c */
 int api_admin_users(struct http_req *req);
 int api_admin_user_patch(struct http_req *req);

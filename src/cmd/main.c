@@ -29,6 +29,7 @@
 #include "services/mail/mail.h"
 #include "services/ratelimit/ratelimit.h"
 #include "services/realtime/realtime.h"
+#include "search/search.h"
 #include "store/db.h"
 #include "version.h"
 
@@ -424,8 +425,9 @@ static void app_release(struct app *app, bool can_close_db)
     rl_free(app->logins);
     auth_keys_free(app->keys);
     realtime_stop(app->rt);
-    bus_free(app->bus); /* before the hub it delivers to */
+    bus_free(app->bus); /* before the hub and the search cache it delivers to */
     realtime_free(app->rt);
+    search_free(app->search);
     api_ask_hub_free(app->ask);
     ai_free(app->ai);
     if (can_close_db)
@@ -467,7 +469,9 @@ static int cmd_serve(struct config *cfg, struct cli *cli)
         app_release(&app, true);
         return EXIT_USAGE;
     }
+    app.search = search_new(app.db, app.ai, (size_t)cfg->search_cache_bytes);
     app.bus = bus_new(app.db, cfg->bus_poll_ms);
+    search_subscribe(app.search, app.bus);
     app.ask = api_ask_hub_new(cfg);
     api_ask_hub_subscribe(app.ask, app.bus);
     app.rt = realtime_new(&(struct realtime_opts){

@@ -149,6 +149,8 @@ static const struct key_def keys[] = {
      "how often the event bus looks for events committed by other instances"},
     {"ai_embed_dims", KT_INT, OFF(ai_embed_dims), 8, 4096, "384", false,
      "dimensions of the local provider's embeddings"},
+    {"search_cache_bytes", KT_I64, OFF(search_cache_bytes), 0, 1LL << 40, "536870912", false,
+     "memory for in-memory vector indexes (least recently used users are dropped); 0 = none kept"},
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))

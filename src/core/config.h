@@ -86,6 +86,7 @@ struct config {
     int ai_max_tokens;
     char *ai_json_mode; /* json_object, json_schema, prompt */
     int ai_embed_dims;
+    long long search_cache_bytes; /* vector indexes kept in memory */
     int ask_wait_timeout_ms;
     int bus_poll_ms;
     char *config_file;                           /* the file that was read, or "" */
