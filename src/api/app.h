@@ -10,6 +10,7 @@
 #include "core/ids.h"
 #include "core/metrics.h"
 #include "services/jobs/jobs.h"
+#include "services/realtime/realtime.h"
 #include "store/db.h"
 
 #include <stdint.h>
@@ -63,9 +64,12 @@ void api_ask_hub_subscribe(struct ask_hub *h, struct bus *bus);
 void api_ask_hub_drain(struct ask_hub *h);
 void api_ask_hub_free(struct ask_hub *h);
 
-/* The WebSocket hub's authenticate callback (arg: the struct app): an access
- * token or API key from a socket's auth message to its user id. */
-int api_ws_authenticate(void *arg, const char *token, char out_user[UUID_STR_LEN]);
+/* The WebSocket hub's callbacks (arg: the struct app): an access token or
+ * API key from a socket's auth message to who it is; which credentials an
+ * event ends (logout, password change, key revoked...). */
+int api_ws_authenticate(void *arg, const char *token, struct realtime_identity *out);
+enum realtime_revoke api_ws_revocation(void *arg, const struct event_view *ev,
+                                       char out_credential[UUID_STR_LEN]);
 
 /* The production route table. */
 extern const struct http_route api_routes[];

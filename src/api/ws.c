@@ -68,7 +68,7 @@ static bool origin_allowed(struct http_req *req, const struct config *cfg, const
 struct refresh_user {
     const char *raw;
     bool need_verified;
-    char user[UUID_STR_LEN];
+    struct realtime_identity who; /* the user and the session (family) */
 };
 
 /* The user of a live session, the way POST /auth/refresh would accept it
@@ -79,22 +79,21 @@ static int session_user(struct app *app, struct refresh_user *r)
     int rc = db_acquire(app->db, &c);
     if (rc)
         return rc;
-    char family[UUID_STR_LEN];
     struct auth_user u;
-    rc = auth_session_find(c, r->raw, r->user, family);
+    rc = auth_session_find(c, r->raw, r->who.user_id, r->who.credential_id);
     if (rc == LOCI_OK)
-        rc = auth_user_by_id(c, r->user, &u);
+        rc = auth_user_by_id(c, r->who.user_id, &u);
     db_release(c);
     if (rc == LOCI_OK && (u.disabled_at || (r->need_verified && !u.email_verified_at)))
         rc = LOCI_EAUTH;
     if (rc != LOCI_OK)
-        r->user[0] = '\0';
+        r->who.user_id[0] = '\0';
     return rc == LOCI_ENOTFOUND || rc == LOCI_EAUTH ? LOCI_OK : rc;
 }
 
 struct handover {
     struct realtime *rt;
-    char user[UUID_STR_LEN]; /* "" until the auth message */
+    struct realtime_identity who; /* user "" until the auth message */
     int64_t since;
 };
 
@@ -102,7 +101,7 @@ static void on_socket(int fd, const void *extra, size_t n, void *arg)
 {
     struct handover *h = arg;
     if (fd >= 0)
-        realtime_adopt(h->rt, fd, extra, n, h->user[0] ? h->user : NULL, h->since);
+        realtime_adopt(h->rt, fd, extra, n, h->who.user_id[0] ? &h->who : NULL, h->since);
     xfree(h);
 }
 
@@ -159,9 +158,9 @@ int api_ws(struct http_req *req)
     struct handover *h = xcalloc(1, sizeof(*h));
     h->rt = app->rt;
     h->since = since;
-    snprintf(h->user, sizeof(h->user), "%s", r.user);
-    if (r.user[0])
-        http_set_log_user(req, r.user);
+    h->who = r.who;
+    if (r.who.user_id[0])
+        http_set_log_user(req, r.who.user_id);
     http_set_header(req, "Upgrade", "websocket");
     http_set_header(req, "Sec-WebSocket-Accept", accept);
     int rc = http_reply_upgrade(req, on_socket, h);
@@ -170,7 +169,7 @@ int api_ws(struct http_req *req)
     return rc;
 }
 
-int api_ws_authenticate(void *arg, const char *token, char out_user[UUID_STR_LEN])
+int api_ws_authenticate(void *arg, const char *token, struct realtime_identity *out)
 {
     struct app *app = arg;
     struct db_conn *c = NULL;
@@ -180,7 +179,46 @@ int api_ws_authenticate(void *arg, const char *token, char out_user[UUID_STR_LEN
     struct auth_principal p;
     rc = auth_authenticate(c, app->keys, app->cfg->public_url, "loci", token, clock_now_ms(), &p);
     db_release(c);
-    if (rc == LOCI_OK)
-        snprintf(out_user, UUID_STR_LEN, "%s", p.user_id);
+    if (rc == LOCI_OK) {
+        snprintf(out->user_id, sizeof(out->user_id), "%s", p.user_id);
+        snprintf(out->credential_id, sizeof(out->credential_id), "%s",
+                 p.session_id[0] ? p.session_id : p.api_key_id);
+    }
     return rc;
+}
+
+/* Events that end credentials (auth.c, me.c, admin.c write them). Every
+ * access token of the user dies with a password change or reset, logout
+ * everywhere, disabling or a role change (the token version moves), API
+ * keys with the first three too; one session or key ends alone. */
+enum realtime_revoke api_ws_revocation(void *arg, const struct event_view *ev,
+                                       char out_credential[UUID_STR_LEN])
+{
+    (void)arg;
+    static const char *const all[] = {"auth.sessions_revoked", "user.password_changed",
+                                      "user.password_reset", "user.disabled", "user.role_changed"};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        if (strcmp(ev->type, all[i]) == 0)
+            return REALTIME_REVOKE_USER;
+    }
+    const char *field = NULL;
+    if (strcmp(ev->type, "auth.logged_out") == 0 || strcmp(ev->type, "auth.session_revoked") == 0 ||
+        strcmp(ev->type, "auth.refresh_reuse_detected") == 0)
+        field = "session_id";
+    else if (strcmp(ev->type, "api_key.revoked") == 0)
+        field = "api_key_id";
+    if (!field)
+        return REALTIME_KEEP;
+    json_error_t je;
+    json_t *d = json_loadb(ev->data, ev->data_len, 0, &je);
+    const char *id = json_string_value(json_object_get(d, field));
+    enum realtime_revoke r;
+    if (id && strlen(id) < UUID_STR_LEN) {
+        snprintf(out_credential, UUID_STR_LEN, "%s", id);
+        r = REALTIME_REVOKE_CREDENTIAL;
+    } else {
+        r = REALTIME_REVOKE_USER; /* cannot tell which: end them all, they can come back */
+    }
+    json_decref(d);
+    return r;
 }

@@ -477,6 +477,7 @@ static int cmd_serve(struct config *cfg, struct cli *cli)
     app.rt = realtime_new(&(struct realtime_opts){
         .db = app.db,
         .authenticate = api_ws_authenticate,
+        .revocation = api_ws_revocation,
         .auth_arg = &app,
         .ping_interval_ms = cfg->ws_ping_interval_ms,
         .auth_timeout_ms = cfg->ws_auth_timeout_ms,

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { cleanup, sleep, startServer } from './lib/server.mjs';
-import { AUTH_TEST_ARGS, call, cookieValue, expectStatus, login, signup, signupAndLogin } from './lib/users.mjs';
+import { AUTH_TEST_ARGS, call, cookieValue, expectStatus, login, loginAs, signup, signupAndLogin } from './lib/users.mjs';
 
 after(cleanup);
 
@@ -216,6 +216,39 @@ describe('authentication', () => {
     const s = await openWs(srv);
     s.ws.send(JSON.stringify({ type: 'auth', token: a.accessToken }));
     assert.equal((await s.closed).code, 1008);
+  });
+
+  test('sockets end with the credentials they signed in with: logout, key revoked, logout everywhere', async () => {
+    const a = await signupAndLogin(srv);
+    const second = await loginAs(srv, a.email, a.password); // another session of the same user
+    const key = await a.call('POST', '/api/v1/me/api-keys', { body: { name: 'ws', scopes: ['read'] } });
+    expectStatus(key, 201, null, 'key');
+    const byToken = await authed(srv, a.accessToken);
+    const bySecond = await authed(srv, second.accessToken);
+    const byKey = await authed(srv, key.body.key);
+
+    // one session ends: only its socket closes, after the event
+    const out = await call(srv, 'POST', '/api/v1/auth/logout', { body: { refresh_token: second.refreshToken } });
+    expectStatus(out, 204, null, 'logout');
+    assert.equal((await bySecond.nextOfType('auth.logged_out')).data.session_id, second.sessionId);
+    const c1 = await bySecond.closed;
+    assert.equal(c1.code, 1008);
+    assert.match(c1.reason, /revoked/);
+
+    // one key is revoked: only its socket closes
+    expectStatus(await a.call('DELETE', `/api/v1/me/api-keys/${key.body.id}`), 204, null, 'revoke key');
+    await byKey.nextOfType('api_key.revoked');
+    assert.equal((await byKey.closed).code, 1008);
+    await byToken.nextOfType('auth.logged_out');
+    await byToken.nextOfType('api_key.revoked');
+    assert.equal(byToken.ws.readyState, WebSocket.OPEN);
+
+    // everything of the user ends
+    expectStatus(await a.call('POST', '/api/v1/auth/logout-all', { body: {} }), 204, null, 'logout-all');
+    await byToken.nextOfType('auth.sessions_revoked');
+    assert.equal((await byToken.closed).code, 1008);
+    const m = await call(srv, 'GET', '/metrics');
+    assert.match(m.text, /^loci_ws_closed_total\{reason="revoked"\} [1-9]/m);
   });
 
   test('a plain GET /ws is told to upgrade (426); a bad since is 422', async () => {

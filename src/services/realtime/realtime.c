@@ -75,12 +75,13 @@ enum reason {
     R_ERROR,
     R_SHUTDOWN,
     R_OVERLOAD,
+    R_REVOKED,
     N_REASONS
 };
 
 static const char *const reason_names[N_REASONS] = {
     "none",         "client",   "auth_timeout", "auth_failed", "slow_client", "too_big",
-    "ping_timeout", "protocol", "error",        "shutdown",    "overload"};
+    "ping_timeout", "protocol", "error",        "shutdown",    "overload",    "revoked"};
 
 /* One encoded frame. Built by one thread, then only touched by the hub
  * thread, which shares it among every socket it is queued on. */
@@ -119,12 +120,13 @@ struct conn {
     bool is_peer_closed;
     bool is_fin_sent;
     char user_id[UUID_STR_LEN];
-    int64_t last_sent;        /* offset of the last event queued; before auth: since */
-    int64_t deadline;         /* ms, monotonic; meaning depends on the phase */
-    struct conn *prev, *next; /* phase list, then the dead list */
-    struct conn *hnext;       /* user table chain */
-    struct conn *dnext;       /* dirty list */
-    struct conn *rnext;       /* replay list */
+    char credential_id[UUID_STR_LEN]; /* the session or API key it signed in with */
+    int64_t last_sent;                /* offset of the last event queued; before auth: since */
+    int64_t deadline;                 /* ms, monotonic; meaning depends on the phase */
+    struct conn *prev, *next;         /* phase list, then the dead list */
+    struct conn *hnext;               /* user table chain */
+    struct conn *dnext;               /* dirty list */
+    struct conn *rnext;               /* replay list */
     struct outq *out_head, *out_tail;
     size_t out_off;   /* bytes of out_head already written */
     size_t out_bytes; /* queued and not yet written */
@@ -141,11 +143,13 @@ enum item_kind { IT_EVENT, IT_ADOPT };
 struct item {
     struct item *next;
     enum item_kind kind;
-    int64_t offset;             /* IT_EVENT */
-    struct msg *msg;            /* IT_EVENT */
-    char user_id[UUID_STR_LEN]; /* IT_EVENT: the event's; IT_ADOPT: "" unless authenticated */
-    int fd;                     /* IT_ADOPT */
-    int64_t since;              /* IT_ADOPT */
+    int64_t offset;                   /* IT_EVENT */
+    struct msg *msg;                  /* IT_EVENT */
+    enum realtime_revoke revoke;      /* IT_EVENT: what it takes away */
+    char user_id[UUID_STR_LEN];       /* IT_EVENT: the event's; IT_ADOPT: "" unless authenticated */
+    char credential_id[UUID_STR_LEN]; /* IT_EVENT: the one revoked; IT_ADOPT: signed in with */
+    int fd;                           /* IT_ADOPT */
+    int64_t since;                    /* IT_ADOPT */
     size_t n_extra;
     uint8_t extra[];
 };
@@ -588,7 +592,7 @@ static ssize_t ws_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
     return (ssize_t)len;
 }
 
-static void authenticated(struct conn *c, const char *user_id, int64_t since);
+static void authenticated(struct conn *c, const struct realtime_identity *who, int64_t since);
 
 static void bad_auth(struct conn *c, const char *why)
 {
@@ -619,14 +623,14 @@ static void on_auth_message(struct conn *c, const uint8_t *p, size_t n)
     } else {
         if (since_v)
             since = (int64_t)json_integer_value(since_v);
-        char user[UUID_STR_LEN] = "";
-        int rc = rt->o.authenticate(rt->o.auth_arg, json_string_value(tok), user);
+        struct realtime_identity who = {"", ""};
+        int rc = rt->o.authenticate(rt->o.auth_arg, json_string_value(tok), &who);
         if (rc == LOCI_EAUTH)
             bad_auth(c, "authentication failed: the token is invalid, expired or revoked");
-        else if (rc != LOCI_OK || !user[0])
+        else if (rc != LOCI_OK || !who.user_id[0])
             close_with(c, 1011, "cannot check the token now; try again", R_ERROR);
         else
-            authenticated(c, user, since);
+            authenticated(c, &who, since);
     }
     json_decref(v);
 }
@@ -823,10 +827,11 @@ static void on_readable(struct conn *c)
 /* ------------------------------------------------------------------ */
 /* authentication and replay                                            */
 
-static void authenticated(struct conn *c, const char *user_id, int64_t since)
+static void authenticated(struct conn *c, const struct realtime_identity *who, int64_t since)
 {
     struct realtime *rt = c->rt;
-    snprintf(c->user_id, sizeof(c->user_id), "%s", user_id);
+    snprintf(c->user_id, sizeof(c->user_id), "%s", who->user_id);
+    snprintf(c->credential_id, sizeof(c->credential_id), "%s", who->credential_id);
     metrics_add(rt->m_pending, -1);
     metrics_add(rt->m_open, 1);
     set_phase(c, PH_OPEN, rt->now + rt->o.ping_interval_ms);
@@ -958,10 +963,21 @@ static void adopt(struct realtime *rt, struct item *it)
         conn_kill(c, R_ERROR);
         return;
     }
-    if (it->user_id[0])
-        authenticated(c, it->user_id, it->since);
+    if (it->user_id[0]) {
+        struct realtime_identity who;
+        memcpy(who.user_id, it->user_id, sizeof(who.user_id));
+        memcpy(who.credential_id, it->credential_id, sizeof(who.credential_id));
+        authenticated(c, &who, it->since);
+    }
     if (it->n_extra > 0 && !c->is_dead)
         process_input(c, it->extra, it->n_extra);
+}
+
+static bool is_revoked(const struct conn *c, const struct item *it)
+{
+    return it->revoke == REALTIME_REVOKE_USER ||
+           (it->revoke == REALTIME_REVOKE_CREDENTIAL && c->credential_id[0] &&
+            strcmp(c->credential_id, it->credential_id) == 0);
 }
 
 static void dispatch(struct realtime *rt, struct item *it)
@@ -971,7 +987,11 @@ static void dispatch(struct realtime *rt, struct item *it)
     struct conn *c = rt->buckets[bucket_of(rt, it->user_id)];
     while (c) {
         struct conn *next = c->hnext;
-        if (!c->is_replaying && c->last_sent < it->offset && strcmp(c->user_id, it->user_id) == 0) {
+        if (strcmp(c->user_id, it->user_id) != 0) {
+            c = next;
+            continue;
+        }
+        if (!c->is_replaying && c->last_sent < it->offset) {
             if (enqueue(c, it->msg)) {
                 c->last_sent = it->offset;
                 metrics_add(rt->m_live, 1);
@@ -979,6 +999,9 @@ static void dispatch(struct realtime *rt, struct item *it)
                 conn_kill(c, R_SLOW);
             }
         }
+        /* The event goes out first, so the client can tell why. */
+        if (!c->is_dead && is_revoked(c, it))
+            close_with(c, 1008, "signed out: this session or key was revoked", R_REVOKED);
         c = next;
     }
 }
@@ -1068,6 +1091,8 @@ void realtime_on_event(const struct event_view *ev, void *arg)
     it->offset = ev->offset;
     snprintf(it->user_id, sizeof(it->user_id), "%s", ev->user_id);
     it->msg = event_frame(ev->type, ev->offset, ev->data, ev->data_len);
+    if (rt->o.revocation)
+        it->revoke = rt->o.revocation(rt->o.auth_arg, ev, it->credential_id);
     pthread_mutex_lock(&rt->mu);
     if (rt->is_stopping || rt->in_bytes + it->msg->len > INBOX_MAX_BYTES) {
         if (!rt->is_stopping)
@@ -1090,7 +1115,7 @@ void realtime_on_event(const struct event_view *ev, void *arg)
 }
 
 int realtime_adopt(struct realtime *rt, int fd, const void *extra, size_t n_extra,
-                   const char *user_id, int64_t since)
+                   const struct realtime_identity *who, int64_t since)
 {
     if (fd < 0)
         return LOCI_EINVAL;
@@ -1112,8 +1137,10 @@ int realtime_adopt(struct realtime *rt, int fd, const void *extra, size_t n_extr
     it->kind = IT_ADOPT;
     it->fd = fd;
     it->since = since < 0 ? -1 : since;
-    if (user_id)
-        snprintf(it->user_id, sizeof(it->user_id), "%s", user_id);
+    if (who) {
+        snprintf(it->user_id, sizeof(it->user_id), "%s", who->user_id);
+        snprintf(it->credential_id, sizeof(it->credential_id), "%s", who->credential_id);
+    }
     if (n_extra)
         memcpy(it->extra, extra, n_extra);
     it->n_extra = n_extra;

@@ -43,22 +43,37 @@
 
 struct realtime;
 
+/* Who a socket is signed in as. */
+struct realtime_identity {
+    char user_id[UUID_STR_LEN];
+    char credential_id[UUID_STR_LEN]; /* its session (refresh family) or API key; "" if none */
+};
+
 /* Turn a bearer credential (access token or API key) from an auth message
- * into a user id. Runs on the hub thread and should be quick (one database
- * lookup). Returns LOCI_OK with out_user filled, LOCI_EAUTH when the token
- * is not valid (the socket is closed with 1008), or another error when it
- * cannot be checked now (closed with 1011). */
-typedef int (*realtime_auth_fn)(void *arg, const char *token, char out_user[UUID_STR_LEN]);
+ * into an identity. Runs on the hub thread and should be quick (one
+ * database lookup). Returns LOCI_OK with out filled, LOCI_EAUTH when the
+ * token is not valid (the socket is closed with 1008), or another error
+ * when it cannot be checked now (closed with 1011). */
+typedef int (*realtime_auth_fn)(void *arg, const char *token, struct realtime_identity *out);
+
+/* What an event takes away: nothing, one credential (out names the session
+ * or API key), or every credential of the event's user (a password change,
+ * logout everywhere, disabling). Sockets signed in with what was taken are
+ * sent the event, then closed with 1008. Runs on the bus thread; quick. */
+enum realtime_revoke { REALTIME_KEEP, REALTIME_REVOKE_CREDENTIAL, REALTIME_REVOKE_USER };
+typedef enum realtime_revoke (*realtime_revoke_fn)(void *arg, const struct event_view *ev,
+                                                   char out_credential[UUID_STR_LEN]);
 
 struct realtime_opts {
     struct db *db; /* the event store, for replay */
     realtime_auth_fn authenticate;
-    void *auth_arg;
-    int ping_interval_ms;    /* a ping this often; no pong by the next one: closed */
-    int auth_timeout_ms;     /* an unauthenticated socket is closed after this (1008) */
-    size_t max_frame_bytes;  /* a larger frame or message closes the socket (1009) */
-    size_t send_queue_bytes; /* a socket with more than this waiting is dropped */
-    int max_connections;     /* sockets at once; realtime_adopt refuses more */
+    realtime_revoke_fn revocation; /* NULL: sockets outlive revoked credentials */
+    void *auth_arg;                /* for both */
+    int ping_interval_ms;          /* a ping this often; no pong by the next one: closed */
+    int auth_timeout_ms;           /* an unauthenticated socket is closed after this (1008) */
+    size_t max_frame_bytes;        /* a larger frame or message closes the socket (1009) */
+    size_t send_queue_bytes;       /* a socket with more than this waiting is dropped */
+    int max_connections;           /* sockets at once; realtime_adopt refuses more */
 };
 
 /* A hub (not running yet). Returns NULL when the event fds cannot be made. */
@@ -77,14 +92,14 @@ void realtime_free(struct realtime *rt);
 void realtime_on_event(const struct event_view *ev, void *arg);
 
 /* Take over an upgraded, non-blocking socket. extra holds bytes the client
- * sent after its HTTP request (may be NULL/0). user_id, when not NULL, says
- * the socket is already authenticated (the browser's session cookie);
+ * sent after its HTTP request (may be NULL/0). who, when not NULL, says the
+ * socket is already authenticated (the browser's session cookie);
  * otherwise its first message must be {"type":"auth","token":...}. since
  * >= 0 asks for the user's events after that offset first; -1 for none (an
  * auth message may still carry "since"). The hub owns fd from here on, also
  * on error (it is closed). LOCI_EUNAVAILABLE when stopped or full. */
 int realtime_adopt(struct realtime *rt, int fd, const void *extra, size_t n_extra,
-                   const char *user_id, int64_t since);
+                   const struct realtime_identity *who, int64_t since);
 /* Sockets currently held (authenticating, open or closing). Any thread. */
 int realtime_connections(struct realtime *rt);
 /* True when another socket would exceed max_connections. Any thread. */

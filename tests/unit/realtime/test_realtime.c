@@ -227,15 +227,35 @@ static bool is_closed_soon(int fd, int timeout_ms)
 /* ------------------------------------------------------------------ */
 /* a hub                                                                */
 
-static int fake_auth(void *arg, const char *token, char out_user[UUID_STR_LEN])
+/* "tok-<user>" or "tok-<user>.<credential>" */
+static int fake_auth(void *arg, const char *token, struct realtime_identity *out)
 {
     (void)arg;
     if (strcmp(token, "down") == 0)
         return LOCI_EIO;
     if (strncmp(token, "tok-", 4) != 0)
         return LOCI_EAUTH;
-    snprintf(out_user, UUID_STR_LEN, "user-%s", token + 4);
+    const char *dot = strchr(token, '.');
+    int n = dot ? (int)(dot - token - 4) : (int)strlen(token + 4);
+    snprintf(out->user_id, sizeof(out->user_id), "user-%.*s", n, token + 4);
+    snprintf(out->credential_id, sizeof(out->credential_id), "%s", dot ? dot + 1 : "");
     return LOCI_OK;
+}
+
+/* test.revoke_user takes every credential; test.revoke_one the one in data.c */
+static enum realtime_revoke fake_revocation(void *arg, const struct event_view *ev,
+                                            char out[UUID_STR_LEN])
+{
+    (void)arg;
+    if (strcmp(ev->type, "test.revoke_user") == 0)
+        return REALTIME_REVOKE_USER;
+    if (strcmp(ev->type, "test.revoke_one") != 0)
+        return REALTIME_KEEP;
+    json_error_t je;
+    json_t *d = json_loadb(ev->data, ev->data_len, 0, &je);
+    snprintf(out, UUID_STR_LEN, "%s", json_string_value(json_object_get(d, "c")));
+    json_decref(d);
+    return REALTIME_REVOKE_CREDENTIAL;
 }
 
 static struct realtime_opts opts(struct db *db)
@@ -243,6 +263,7 @@ static struct realtime_opts opts(struct db *db)
     struct realtime_opts o = {
         .db = db,
         .authenticate = fake_auth,
+        .revocation = fake_revocation,
         .ping_interval_ms = 30000,
         .auth_timeout_ms = 5000,
         .max_frame_bytes = 65536,
@@ -260,12 +281,20 @@ static struct realtime *start(const struct realtime_opts *o)
     return rt;
 }
 
+static const struct realtime_identity *as(const char *user_id)
+{
+    static struct realtime_identity who;
+    snprintf(who.user_id, sizeof(who.user_id), "%s", user_id);
+    who.credential_id[0] = '\0';
+    return &who;
+}
+
 /* A connected client; the hub gets the other end. */
 static int connect_client(struct realtime *rt, const char *user_id, int64_t since)
 {
     int sv[2];
     CHECK_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
-    CHECK_INT(realtime_adopt(rt, sv[1], NULL, 0, user_id, since), ==, LOCI_OK);
+    CHECK_INT(realtime_adopt(rt, sv[1], NULL, 0, user_id ? as(user_id) : NULL, since), ==, LOCI_OK);
     return sv[0];
 }
 
@@ -304,6 +333,13 @@ static void expect_event(int fd, const char *type, int64_t offset)
     CHECK_STR(json_string_value(json_object_get(m, "type")), type);
     CHECK_INT(json_integer_value(json_object_get(m, "offset")), ==, offset);
     CHECK_INT(json_integer_value(json_object_get(json_object_get(m, "data"), "n")), ==, offset);
+    json_decref(m);
+}
+
+static void expect_type(int fd, const char *type)
+{
+    json_t *m = read_json(fd, 3000);
+    CHECK_STR(json_string_value(json_object_get(m, "type")), type);
     json_decref(m);
 }
 
@@ -537,7 +573,7 @@ TEST(a_slow_client_is_dropped_and_the_others_keep_receiving)
     int small = 4096;
     setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
     setsockopt(sv[0], SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-    CHECK_INT(realtime_adopt(rt, sv[1], NULL, 0, "user-a", -1), ==, LOCI_OK);
+    CHECK_INT(realtime_adopt(rt, sv[1], NULL, 0, as("user-a"), -1), ==, LOCI_OK);
     int slow = sv[0];
     json_decref(read_json(slow, 2000));
     int fast = login(rt, "tok-a", NULL);
@@ -584,11 +620,79 @@ TEST(client_close_is_answered_and_stop_says_going_away)
     /* after stop: refused and closed */
     int sv[2];
     CHECK_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
-    CHECK_INT(realtime_adopt(rt, sv[1], NULL, 0, "user-a", -1), ==, LOCI_EUNAVAILABLE);
+    CHECK_INT(realtime_adopt(rt, sv[1], NULL, 0, as("user-a"), -1), ==, LOCI_EUNAVAILABLE);
     CHECK(is_closed_soon(sv[0], 1000));
     close(sv[0]);
     close(fd);
     close(pending);
+    realtime_free(rt);
+}
+
+static void emit_data(struct realtime *rt, const char *user, int64_t offset, const char *type,
+                      const char *data)
+{
+    struct event_view ev = {.offset = offset,
+                            .id = "x",
+                            .user_id = user,
+                            .type = type,
+                            .data = data,
+                            .data_len = strlen(data),
+                            .created_at = 1};
+    realtime_on_event(&ev, rt);
+}
+
+TEST(revoked_credentials_close_their_sockets_after_the_event)
+{
+    struct realtime_opts o = opts(NULL);
+    struct realtime *rt = start(&o);
+    int s1 = login(rt, "tok-a.sess1", NULL);
+    int s2 = login(rt, "tok-a.sess2", NULL);
+    int k = login(rt, "tok-a.key1", NULL);
+    int b = login(rt, "tok-b.sess1", NULL); /* same credential id, another user */
+    /* the session cookie path carries its credential too */
+    int sv[2];
+    CHECK_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    struct realtime_identity who = {"user-a", "sess1"};
+    CHECK_INT(realtime_adopt(rt, sv[1], NULL, 0, &who, -1), ==, LOCI_OK);
+    int cookie = sv[0];
+    json_decref(read_json(cookie, 2000));
+
+    emit_data(rt, "user-a", 1, "test.revoke_one", "{\"c\":\"sess1\"}");
+    for (int i = 0; i < 2; i++) {
+        int fd = i == 0 ? s1 : cookie;
+        json_t *m = read_json(fd, 2000);
+        CHECK_STR(json_string_value(json_object_get(m, "type")), "test.revoke_one");
+        json_decref(m);
+        expect_close(fd, 1008, "revoked", 2000);
+    }
+    emit(rt, "user-a", 2, "still.here");
+    expect_type(s2, "test.revoke_one");
+    expect_event(s2, "still.here", 2);
+    expect_type(k, "test.revoke_one");
+    expect_event(k, "still.here", 2);
+    emit(rt, "user-b", 3, "b.here");
+    expect_event(b, "b.here", 3);
+
+    emit_data(rt, "user-a", 4, "test.revoke_user", "{}");
+    for (int i = 0; i < 2; i++) {
+        int fd = i == 0 ? s2 : k;
+        json_t *m = read_json(fd, 2000);
+        CHECK_STR(json_string_value(json_object_get(m, "type")), "test.revoke_user");
+        json_decref(m);
+        expect_close(fd, 1008, "revoked", 2000);
+    }
+    emit(rt, "user-b", 5, "b.still.here");
+    expect_event(b, "b.still.here", 5);
+    int64_t deadline = clock_now_ms() + 2000;
+    while (realtime_connections(rt) > 1 && clock_now_ms() < deadline)
+        clock_sleep_ms(5);
+    CHECK_INT(realtime_connections(rt), ==, 1);
+    close(s1);
+    close(s2);
+    close(k);
+    close(b);
+    close(cookie);
+    realtime_stop(rt);
     realtime_free(rt);
 }
 
