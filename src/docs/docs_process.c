@@ -1,0 +1,667 @@
+/*
+ * docs_process.c - the `docs.process` job: one document from its stored
+ * file to a searchable, summarised part of the learner's graph.
+ *
+ *   parsing   the file in the sandboxed child (services/parse)
+ *   indexing  chunks + full-text rows in one transaction; embeddings
+ *             through the AI gateway in batches, each batch stored in its
+ *             own transaction; a summary and key terms from the first
+ *             ~20 KB of text
+ *   done      the graph (the document's root node, its key terms linked
+ *             to it), the ledger and `document.indexed` in one transaction
+ *             with the job's completion
+ *
+ * Every write is guarded by the document still being active and still
+ * belonging to this run (its job_id): a cancel, a delete or a reprocess
+ * meanwhile makes the run stop quietly. A parse that fails on the file
+ * (timeout, encrypted, too many pages...) is a final `failed` status, not
+ * a retry.
+ */
+#include "docs/docs_int.h"
+
+#include "core/alloc.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "events/events.h"
+#include "graph/graph.h"
+#include "search/search.h"
+#include "services/ai/ai.h"
+#include "services/jobs/jobs.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define EMBED_BATCH   64
+#define AI_TEXT_BYTES (20 * 1024) /* what the summary and key terms read */
+#define SUMMARY_MAX   4000
+#define MAX_TERMS     12
+
+struct run {
+    struct docs *d;
+    const char *user_id;
+    const char *id;
+    struct job *job;           /* NULL when processing inline (import) */
+    char run_id[UUID_STR_LEN]; /* the document's job_id; "" inline */
+    docs_progress_fn fn;
+    void *fn_arg;
+    const struct log_ctx *log;
+    char filename[DOCS_FILENAME_MAX + 1];
+    char media_type[64];
+    char sha256[BLOB_KEY_LEN];
+    struct parse_result pr;
+    struct docs_chunks chunks;
+    char (*chunk_ids)[UUID_STR_LEN];
+    char *title;
+    int64_t t_index; /* mono ns when indexing began */
+    /* done */
+    char *summary;
+    struct ai_result terms;
+    bool has_terms;
+};
+
+static void run_release(struct run *r)
+{
+    parse_result_release(&r->pr);
+    docs_chunks_release(&r->chunks);
+    xfree(r->chunk_ids);
+    xfree(r->title);
+    xfree(r->summary);
+    if (r->has_terms)
+        ai_result_release(&r->terms);
+}
+
+static void progress(struct run *r, double f, const char *msg)
+{
+    if (r->job)
+        job_progress(r->job, f, msg); /* a refusal shows as job_cancel_requested */
+    if (r->fn)
+        r->fn(r->fn_arg, f, msg);
+}
+
+static bool is_cancelled(void *arg)
+{
+    struct run *r = arg;
+    return r->job && job_cancel_requested(r->job);
+}
+
+/* ---- guarded writes ---- */
+
+/* Move the document on, if it is still this run's and active.
+ * LOCI_ENOTFOUND when it is not (cancelled, deleted, superseded). */
+static int stage(struct db_conn *c, struct run *r, const char *status, double progress_value)
+{
+    struct db_stmt *st = NULL;
+    int rc = db_prepare(c,
+                        "UPDATE documents SET status = ?, progress = ?, updated_at = ? "
+                        "WHERE id = ? AND user_id = ? AND status IN ('queued', 'parsing', "
+                        "'indexing') AND COALESCE(job_id, '') = ?",
+                        &st);
+    if (rc)
+        return rc;
+    db_bind_text(st, 1, status, (size_t)-1);
+    db_bind_double(st, 2, progress_value);
+    db_bind_int64(st, 3, clock_now_ms());
+    db_bind_text(st, 4, r->id, (size_t)-1);
+    db_bind_text(st, 5, r->user_id, (size_t)-1);
+    db_bind_text(st, 6, r->run_id, (size_t)-1);
+    return db_run_one(st);
+}
+
+struct stage_tx {
+    struct run *r;
+    const char *status;
+    double progress;
+};
+
+static int tx_stage(struct db_conn *c, void *arg)
+{
+    struct stage_tx *t = arg;
+    return stage(c, t->r, t->status, t->progress);
+}
+
+static int complete_job(struct db_conn *c, struct run *r, const char *outcome)
+{
+    if (!r->job)
+        return LOCI_OK;
+    json_t *res = json_pack("{s:s, s:s}", "document_id", r->id, "outcome", outcome);
+    int rc = job_complete_in_tx(c, r->job, res);
+    json_decref(res);
+    return rc;
+}
+
+struct fail_tx {
+    struct run *r;
+    const char *code;
+    const char *message;
+};
+
+static int tx_fail(struct db_conn *c, void *arg)
+{
+    struct fail_tx *t = arg;
+    struct run *r = t->r;
+    int rc = stage(c, r, "failed", 1);
+    if (rc)
+        return rc;
+    struct db_stmt *st = NULL;
+    rc = db_prepare(c,
+                    "UPDATE documents SET error_code = ?, error = ?, parse_ms = ?, chunk_count = 0 "
+                    "WHERE id = ? AND user_id = ?",
+                    &st);
+    if (rc)
+        return rc;
+    db_bind_text(st, 1, t->code, (size_t)-1);
+    db_bind_text(st, 2, t->message, (size_t)-1);
+    db_bind_int64(st, 3, (int64_t)r->pr.ms);
+    db_bind_text(st, 4, r->id, (size_t)-1);
+    db_bind_text(st, 5, r->user_id, (size_t)-1);
+    rc = db_run(st, NULL);
+    if (rc == LOCI_OK)
+        rc = docs__remove_index(c, r->user_id, r->id);
+    if (rc == LOCI_OK) {
+        json_t *ev =
+            json_pack("{s:s, s:s, s:s}", "id", r->id, "error_code", t->code, "error", t->message);
+        rc = events_append(c, r->user_id, "document.failed", ev, NULL);
+        json_decref(ev);
+    }
+    if (rc == LOCI_OK)
+        rc = complete_job(c, r, "failed");
+    return rc;
+}
+
+/* End the run with status failed. A run that lost its document ends
+ * quietly. */
+static int fail_doc(struct run *r, const char *code, const char *message)
+{
+    log_info(r->log, "document '%s' failed: %s (%s)", r->id, code, message);
+    struct fail_tx t = {r, code, message};
+    int rc = db_tx(r->d->o.db, tx_fail, &t);
+    if (rc == LOCI_ENOTFOUND || rc == LOCI_ECONFLICT)
+        return LOCI_OK;
+    if (rc == LOCI_OK) {
+        progress(r, 1, code);
+        docs__wake(r->d);
+    }
+    return rc;
+}
+
+/* ---- loading and parsing ---- */
+
+static int load(struct run *r, bool *out_is_mine)
+{
+    *out_is_mine = false;
+    struct db_conn *c = NULL;
+    int rc = db_acquire(r->d->o.db, &c);
+    if (rc)
+        return rc;
+    struct db_stmt *st = NULL;
+    rc = db_prepare(c,
+                    "SELECT filename, media_type, sha256, status, COALESCE(job_id, '') "
+                    "FROM documents WHERE id = ? AND user_id = ?",
+                    &st);
+    if (rc == LOCI_OK) {
+        db_bind_text(st, 1, r->id, (size_t)-1);
+        db_bind_text(st, 2, r->user_id, (size_t)-1);
+        rc = db_step(st);
+        if (rc == LOCI_ROW) {
+            snprintf(r->filename, sizeof(r->filename), "%s", db_col_text(st, 0, NULL));
+            snprintf(r->media_type, sizeof(r->media_type), "%s", db_col_text(st, 1, NULL));
+            snprintf(r->sha256, sizeof(r->sha256), "%s", db_col_text(st, 2, NULL));
+            const char *status = db_col_text(st, 3, NULL);
+            const char *job_id = db_col_text(st, 4, NULL);
+            bool is_active = strcmp(status, "queued") == 0 || strcmp(status, "parsing") == 0 ||
+                             strcmp(status, "indexing") == 0;
+            if (!r->job)
+                snprintf(r->run_id, sizeof(r->run_id), "%s", job_id);
+            *out_is_mine = is_active && strcmp(job_id, r->run_id) == 0;
+            rc = LOCI_OK;
+        } else if (rc == LOCI_OK) {
+            rc = LOCI_ENOTFOUND;
+        }
+        db_stmt_done(st);
+    }
+    db_release(c);
+    return rc;
+}
+
+/* Parse the stored file. LOCI_OK with r->pr filled (maybe with an
+ * error_code), or an error when the file cannot even be read. */
+static int parse_file(struct run *r)
+{
+    int fd = -1;
+    uint64_t size = 0;
+    int rc = blob_open(r->d->o.blobs, r->sha256, &fd, &size);
+    if (rc)
+        return rc;
+    char head[PARSE_HEAD_BYTES];
+    ssize_t n = pread(fd, head, sizeof(head), 0);
+    struct parse_type t;
+    const char *code = NULL;
+    char why[200];
+    if (n <= 0) {
+        close(fd);
+        return LOCI_EIO;
+    }
+    rc = parse_detect(head, (size_t)n, r->media_type, r->filename, &t, &code, why, sizeof(why));
+    if (rc) {
+        r->pr.error_code = code;
+        snprintf(r->pr.error, sizeof(r->pr.error), "%s", why);
+        close(fd);
+        return LOCI_OK;
+    }
+    struct parse_opts o = {
+        .timeout_ms = r->d->o.parse_timeout_ms,
+        .memory_mb = r->d->o.parse_memory_mb,
+        .max_pages = r->d->o.max_pages,
+        .is_cancelled = is_cancelled,
+        .cancel_arg = r,
+    };
+    rc = parse_run(fd, &t, &o, &r->pr);
+    close(fd);
+    return rc;
+}
+
+/* The title: the file's own, else the file name without its extension. */
+static void choose_title(struct run *r)
+{
+    if (r->pr.title && r->pr.title[0]) {
+        r->title = xstrdup(r->pr.title);
+        return;
+    }
+    const char *dot = strrchr(r->filename, '.');
+    size_t n = dot && dot != r->filename ? (size_t)(dot - r->filename) : strlen(r->filename);
+    r->title = xstrndup(r->filename, n);
+}
+
+/* ---- indexing ---- */
+
+static int insert_chunks(struct db_conn *c, struct run *r)
+{
+    int64_t now = clock_now_ms();
+    for (size_t i = 0; i < r->chunks.n; i++) {
+        const struct docs_chunk *ch = &r->chunks.items[i];
+        struct db_stmt *st = NULL;
+        int rc = db_prepare(c,
+                            "INSERT INTO chunks (id, user_id, document_id, ord, text, page, "
+                            "heading, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            &st);
+        if (rc)
+            return rc;
+        ids_uuid7(r->chunk_ids[i]);
+        db_bind_text(st, 1, r->chunk_ids[i], (size_t)-1);
+        db_bind_text(st, 2, r->user_id, (size_t)-1);
+        db_bind_text(st, 3, r->id, (size_t)-1);
+        db_bind_int64(st, 4, (int64_t)i);
+        db_bind_text(st, 5, ch->text, (size_t)-1);
+        if (ch->page > 0)
+            db_bind_int64(st, 6, ch->page);
+        else
+            db_bind_null(st, 6);
+        db_bind_text(st, 7, ch->heading, (size_t)-1);
+        db_bind_int64(st, 8, now);
+        rc = db_run(st, NULL);
+        if (rc)
+            return rc;
+    }
+    return LOCI_OK;
+}
+
+static int tx_index(struct db_conn *c, void *arg)
+{
+    struct run *r = arg;
+    int rc = stage(c, r, "indexing", 0.3);
+    if (rc)
+        return rc;
+    struct db_stmt *st = NULL;
+    rc = db_prepare(c,
+                    "UPDATE documents SET title = ?, pages = ?, parse_ms = ?, chunk_count = ?, "
+                    "error_code = NULL, error = NULL WHERE id = ? AND user_id = ?",
+                    &st);
+    if (rc)
+        return rc;
+    db_bind_text(st, 1, r->title, (size_t)-1);
+    if (r->pr.pages > 0)
+        db_bind_int64(st, 2, r->pr.pages);
+    else
+        db_bind_null(st, 2);
+    db_bind_int64(st, 3, (int64_t)r->pr.ms);
+    db_bind_int64(st, 4, (int64_t)r->chunks.n);
+    db_bind_text(st, 5, r->id, (size_t)-1);
+    db_bind_text(st, 6, r->user_id, (size_t)-1);
+    rc = db_run(st, NULL);
+    if (rc == LOCI_OK)
+        rc = docs__remove_index(c, r->user_id, r->id); /* a reprocess replaces the old one */
+    if (rc == LOCI_OK)
+        rc = insert_chunks(c, r);
+    if (rc == LOCI_OK)
+        rc = search_chunks_added(c, r->user_id, r->id);
+    return rc;
+}
+
+/* Write a vector as float32 little-endian, whatever this machine is. */
+static void vec_le(const float *v, int dims, unsigned char *out)
+{
+    for (int i = 0; i < dims; i++) {
+        uint32_t u;
+        memcpy(&u, &v[i], sizeof(u));
+        out[4 * i] = (unsigned char)(u & 0xff);
+        out[4 * i + 1] = (unsigned char)((u >> 8) & 0xff);
+        out[4 * i + 2] = (unsigned char)((u >> 16) & 0xff);
+        out[4 * i + 3] = (unsigned char)(u >> 24);
+    }
+}
+
+struct vec_tx {
+    struct run *r;
+    size_t first; /* chunk index of the batch */
+    const struct ai_vectors *vs;
+    double progress;
+};
+
+static int tx_vectors(struct db_conn *c, void *arg)
+{
+    struct vec_tx *t = arg;
+    struct run *r = t->r;
+    int rc = stage(c, r, "indexing", t->progress);
+    if (rc)
+        return rc;
+    size_t bytes = (size_t)t->vs->dims * 4;
+    unsigned char *blob = xmalloc(bytes);
+    for (size_t i = 0; i < t->vs->n && rc == LOCI_OK; i++) {
+        struct db_stmt *st = NULL;
+        rc = db_prepare(c,
+                        "INSERT INTO chunk_vectors (chunk_id, user_id, document_id, embedder, "
+                        "dims, vec) VALUES (?, ?, ?, ?, ?, ?)",
+                        &st);
+        if (rc)
+            break;
+        vec_le(t->vs->v + i * (size_t)t->vs->dims, t->vs->dims, blob);
+        db_bind_text(st, 1, r->chunk_ids[t->first + i], (size_t)-1);
+        db_bind_text(st, 2, r->user_id, (size_t)-1);
+        db_bind_text(st, 3, r->id, (size_t)-1);
+        db_bind_text(st, 4, t->vs->embedder, (size_t)-1);
+        db_bind_int64(st, 5, t->vs->dims);
+        db_bind_blob(st, 6, blob, bytes);
+        rc = db_run(st, NULL);
+    }
+    xfree(blob);
+    return rc;
+}
+
+static int embed_all(struct run *r)
+{
+    size_t n = r->chunks.n;
+    for (size_t first = 0; first < n; first += EMBED_BATCH) {
+        if (is_cancelled(r))
+            return LOCI_ENOTFOUND;
+        size_t k = n - first < EMBED_BATCH ? n - first : EMBED_BATCH;
+        const char *texts[EMBED_BATCH];
+        size_t lens[EMBED_BATCH];
+        for (size_t i = 0; i < k; i++) {
+            texts[i] = r->chunks.items[first + i].text;
+            lens[i] = strlen(texts[i]);
+        }
+        struct ai_vectors vs;
+        memset(&vs, 0, sizeof(vs));
+        struct ai_failure why;
+        memset(&why, 0, sizeof(why));
+        int rc = ai_embed(r->d->o.ai, texts, lens, k, r->log, &vs, &why);
+        if (rc == LOCI_OK && (vs.n != k || vs.dims <= 0))
+            rc = LOCI_EIO;
+        if (rc) {
+            log_warn(r->log, "document '%s': embedding failed (%s: %s)", r->id, why.reason,
+                     why.message);
+            ai_vectors_release(&vs);
+            return rc;
+        }
+        double f = 0.35 + 0.45 * (double)(first + k) / (double)n;
+        struct vec_tx t = {r, first, &vs, f};
+        rc = db_tx(r->d->o.db, tx_vectors, &t);
+        ai_vectors_release(&vs);
+        if (rc)
+            return rc;
+        progress(r, f, "embedding");
+    }
+    search_vectors_changed(r->d->o.search, r->user_id);
+    return LOCI_OK;
+}
+
+/* The start of the text for the model, markers removed, at most
+ * AI_TEXT_BYTES, cut at a character boundary. */
+static char *ai_text(const struct run *r, size_t *out_n)
+{
+    struct buf b;
+    buf_init(&b, AI_TEXT_BYTES + 8);
+    const char *p = r->pr.text;
+    for (size_t i = 0; i < r->pr.n && b.len < AI_TEXT_BYTES; i++) {
+        char ch = p[i];
+        if (ch == PARSE_HEADING && i + 1 < r->pr.n) {
+            i++; /* the level */
+            continue;
+        }
+        if (buf_append_char(&b, ch == PARSE_PAGE_BREAK ? '\n' : ch))
+            break;
+    }
+    size_t n = b.len;
+    while (n > 0 && ((unsigned char)b.p[n - 1] & 0xC0) == 0x80)
+        n--;
+    if (n > 0 && ((unsigned char)b.p[n - 1] & 0x80))
+        n--; /* a lead byte whose continuation was cut */
+    if (b.p)
+        b.p[n] = '\0';
+    *out_n = n;
+    return buf_detach(&b, NULL);
+}
+
+static void summarise(struct run *r)
+{
+    size_t n = 0;
+    char *text = ai_text(r, &n);
+    if (n == 0) {
+        xfree(text);
+        return;
+    }
+    struct ai_request req = {
+        .op = AI_OP_SUMMARY, .text = text, .text_n = n, .cache_scope = r->user_id, .log = r->log};
+    struct ai_result res;
+    struct ai_failure why;
+    if (ai_run(r->d->o.ai, &req, &res, &why) == LOCI_OK) {
+        if (res.text && res.text[0]) {
+            size_t sn = strlen(res.text);
+            if (sn > SUMMARY_MAX) {
+                sn = SUMMARY_MAX;
+                while (sn > 0 && ((unsigned char)res.text[sn] & 0xC0) == 0x80)
+                    sn--;
+            }
+            r->summary = xstrndup(res.text, sn);
+        }
+        ai_result_release(&res);
+    } else {
+        log_warn(r->log, "document '%s': no summary (%s: %s)", r->id, why.reason, why.message);
+    }
+    struct ai_request treq = {.op = AI_OP_TERMS,
+                              .text = text,
+                              .text_n = n,
+                              .max_terms = MAX_TERMS,
+                              .cache_scope = r->user_id,
+                              .log = r->log};
+    if (ai_run(r->d->o.ai, &treq, &r->terms, &why) == LOCI_OK)
+        r->has_terms = true;
+    else
+        log_warn(r->log, "document '%s': no key terms (%s: %s)", r->id, why.reason, why.message);
+    xfree(text);
+}
+
+/* The document's root node (its title) and its key terms linked to it. */
+static int seed_graph(struct db_conn *c, struct run *r, int64_t now, char root[UUID_STR_LEN])
+{
+    root[0] = '\0';
+    struct graph_delta delta;
+    graph_delta_init(&delta);
+    struct graph_term rt = {r->title, r->summary};
+    struct graph_merged m;
+    int rc = graph_merge_terms(c, r->user_id, &rt, 1, NULL, 0, NULL, NULL, true, now, &delta, &m);
+    if (rc == LOCI_OK && !m.is_skipped)
+        memcpy(root, m.node_id, UUID_STR_LEN);
+    if (rc == LOCI_OK && r->has_terms && r->terms.n_terms > 0) {
+        struct graph_term gt[MAX_TERMS];
+        struct graph_relation gr[MAX_TERMS * 2];
+        struct graph_merged merged[MAX_TERMS];
+        size_t nt = 0, nr = 0;
+        for (size_t i = 0; i < r->terms.n_terms && nt < MAX_TERMS; i++)
+            gt[nt++] = (struct graph_term){r->terms.terms[i].term, r->terms.terms[i].summary};
+        for (size_t i = 0; i < r->terms.n_relations && nr < MAX_TERMS * 2; i++)
+            gr[nr++] = (struct graph_relation){r->terms.relations[i].from, r->terms.relations[i].to,
+                                               r->terms.relations[i].type};
+        rc = graph_merge_terms(c, r->user_id, gt, nt, gr, nr, root[0] ? root : NULL, NULL, false,
+                               now, &delta, merged);
+    }
+    if (rc == LOCI_OK)
+        rc = graph_emit(c, r->user_id, &delta, "document.indexed");
+    graph_delta_release(&delta);
+    return rc;
+}
+
+static int tx_done(struct db_conn *c, void *arg)
+{
+    struct run *r = arg;
+    int64_t now = clock_now_ms();
+    int rc = stage(c, r, "done", 1);
+    if (rc)
+        return rc;
+    char root[UUID_STR_LEN];
+    rc = seed_graph(c, r, now, root);
+    if (rc)
+        return rc;
+    int64_t index_ms = (clock_mono_ns() - r->t_index) / 1000000;
+    struct db_stmt *st = NULL;
+    rc = db_prepare(c,
+                    "UPDATE documents SET summary = ?, root_node_id = ?, index_ms = ? "
+                    "WHERE id = ? AND user_id = ?",
+                    &st);
+    if (rc)
+        return rc;
+    db_bind_text(st, 1, r->summary, (size_t)-1);
+    db_bind_text(st, 2, root[0] ? root : NULL, (size_t)-1);
+    db_bind_int64(st, 3, index_ms);
+    db_bind_text(st, 4, r->id, (size_t)-1);
+    db_bind_text(st, 5, r->user_id, (size_t)-1);
+    rc = db_run(st, NULL);
+    if (rc == LOCI_OK) {
+        json_t *ev = json_pack("{s:s, s:s, s:I, s:i, s:s?, s:I, s:I}", "id", r->id, "title",
+                               r->title, "chunk_count", (json_int_t)r->chunks.n, "pages",
+                               r->pr.pages, "root_node_id", root[0] ? root : NULL, "parse_ms",
+                               (json_int_t)r->pr.ms, "index_ms", (json_int_t)index_ms);
+        rc = events_append(c, r->user_id, "document.indexed", ev, NULL);
+        json_decref(ev);
+    }
+    if (rc == LOCI_OK)
+        rc = complete_job(c, r, "done");
+    return rc;
+}
+
+/* ---- the run ---- */
+
+static int run_doc(struct run *r)
+{
+    bool is_mine = false;
+    int rc = load(r, &is_mine);
+    if (rc == LOCI_ENOTFOUND || (rc == LOCI_OK && !is_mine))
+        return LOCI_OK; /* deleted, cancelled or superseded: nothing to do */
+    if (rc)
+        return rc;
+    struct stage_tx st = {r, "parsing", 0.05};
+    rc = db_tx(r->d->o.db, tx_stage, &st);
+    if (rc)
+        return rc == LOCI_ENOTFOUND ? LOCI_OK : rc;
+    docs__wake(r->d);
+    progress(r, 0.05, "parsing");
+    rc = parse_file(r);
+    if (rc == LOCI_ENOTFOUND || rc == LOCI_EINVAL)
+        return fail_doc(r, "blob_missing", "the stored file is missing");
+    if (rc)
+        return rc;
+    if (r->pr.error_code) {
+        if (strcmp(r->pr.error_code, "cancelled") == 0)
+            return LOCI_OK;
+        return fail_doc(r, r->pr.error_code, r->pr.error);
+    }
+    rc = docs_chunk(r->pr.text, r->pr.n, NULL, &r->chunks);
+    if (rc)
+        return fail_doc(r, "parse_failed", "the text cannot be split into passages");
+    if (r->chunks.n == 0)
+        return fail_doc(r, "empty_document", "the document has no text");
+    choose_title(r);
+    r->chunk_ids = xcalloc(r->chunks.n, sizeof(*r->chunk_ids));
+    r->t_index = clock_mono_ns();
+    rc = db_tx(r->d->o.db, tx_index, r);
+    if (rc)
+        return rc == LOCI_ENOTFOUND ? LOCI_OK : rc;
+    progress(r, 0.35, "embedding");
+    rc = embed_all(r);
+    if (rc)
+        return rc == LOCI_ENOTFOUND ? LOCI_OK : rc;
+    progress(r, 0.85, "summarising");
+    summarise(r);
+    rc = db_tx(r->d->o.db, tx_done, r);
+    if (rc == LOCI_ENOTFOUND)
+        return LOCI_OK;
+    if (rc)
+        return rc;
+    search_vectors_changed(r->d->o.search, r->user_id);
+    docs__wake(r->d);
+    progress(r, 1, "done");
+    return LOCI_OK;
+}
+
+int docs_process_now(struct docs *d, const char *user_id, const char *id, docs_progress_fn fn,
+                     void *arg)
+{
+    struct run r;
+    memset(&r, 0, sizeof(r));
+    r.d = d;
+    r.user_id = user_id;
+    r.id = id;
+    r.fn = fn;
+    r.fn_arg = arg;
+    int rc = run_doc(&r);
+    if (rc && rc != LOCI_ECONFLICT)
+        rc = fail_doc(&r, "index_failed", loci_err_message(rc)) ? rc : LOCI_OK;
+    run_release(&r);
+    return rc;
+}
+
+static int handle_process(struct job *j, void *arg)
+{
+    struct docs *d = arg;
+    const char *id = json_string_value(json_object_get(job_payload(j), "document_id"));
+    if (!job_user_id(j) || !id || !ids_is_uuid(id, strlen(id))) {
+        job_set_error(j, "docs.process wants a user and {\"document_id\": \"...\"}");
+        return LOCI_EINVAL;
+    }
+    struct run r;
+    memset(&r, 0, sizeof(r));
+    r.d = d;
+    r.user_id = job_user_id(j);
+    r.id = id;
+    r.job = j;
+    r.log = job_log(j);
+    snprintf(r.run_id, sizeof(r.run_id), "%s", job_id(j));
+    int rc = run_doc(&r);
+    if (rc && rc != LOCI_ECONFLICT && job_attempt(j) >= DOCS__MAX_ATTEMPTS) {
+        /* the last attempt: a final status rather than a document stuck in "indexing" */
+        job_set_error(j, "%s", loci_err_message(rc));
+        if (fail_doc(&r, "index_failed", loci_err_message(rc)) == LOCI_OK)
+            rc = LOCI_OK;
+    }
+    if (rc == LOCI_ECONFLICT)
+        rc = LOCI_OK; /* the lease was lost: another worker has it now */
+    run_release(&r);
+    return rc;
+}
+
+void docs_register_jobs(struct docs *d, struct jobs *js)
+{
+    jobs_register(js, "docs.process", handle_process, d);
+}
