@@ -132,6 +132,11 @@ struct http_req {
     struct http_req *defer_next, *defer_prev;
     http_upgrade_fn upgrade_fn; /* http_reply_upgrade(): until the socket is handed over */
     void *upgrade_arg;
+    /* HTTP_R_STREAM_BODY */
+    bool is_guarded;  /* the `before` hook ran on the first call */
+    int body_rc;      /* on_body's error: the rest of the body is discarded */
+    void *body_state; /* http_set_body_state() */
+    void (*body_release)(void *);
 };
 
 /* ------------------------------------------------------------------ */
@@ -368,6 +373,65 @@ int http_header_join(struct http_req *req, const char *name, char *out, size_t n
     snprintf(out, n, "%s", buf_cstr(&b));
     buf_release(&b);
     return j.count;
+}
+
+void http_set_body_state(struct http_req *req, void *state, void (*release)(void *state))
+{
+    req->body_state = state;
+    req->body_release = release;
+}
+
+void *http_body_state(struct http_req *req)
+{
+    return req->body_state;
+}
+
+struct http_form {
+    struct MHD_PostProcessor *pp;
+    http_form_fn fn;
+    void *arg;
+    int rc; /* fn's error */
+};
+
+static enum MHD_Result form_iter(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *filename, const char *content_type,
+                                 const char *transfer_encoding, const char *data, uint64_t off,
+                                 size_t size)
+{
+    (void)kind;
+    (void)transfer_encoding;
+    struct http_form *f = cls;
+    f->rc = f->fn(f->arg, key, filename, content_type, data, off, size);
+    return f->rc == LOCI_OK ? MHD_YES : MHD_NO;
+}
+
+struct http_form *http_form_new(struct http_req *req, http_form_fn fn, void *arg)
+{
+    struct http_form *f = xcalloc(1, sizeof(*f));
+    f->fn = fn;
+    f->arg = arg;
+    f->pp = MHD_create_post_processor(req->conn, 64 * 1024, form_iter, f);
+    if (!f->pp) {
+        xfree(f);
+        return NULL;
+    }
+    return f;
+}
+
+int http_form_feed(struct http_form *f, const char *p, size_t n)
+{
+    if (MHD_post_process(f->pp, p, n) == MHD_YES)
+        return LOCI_OK;
+    return f->rc ? f->rc : LOCI_EINVAL;
+}
+
+int http_form_finish(struct http_form *f)
+{
+    if (!f)
+        return LOCI_OK;
+    int rc = MHD_destroy_post_processor(f->pp) == MHD_YES ? LOCI_OK : LOCI_EINVAL;
+    xfree(f);
+    return rc;
 }
 
 json_t *http_json(struct http_req *req)
@@ -686,7 +750,7 @@ static int parse_json_body(struct http_req *req)
 static void run_handler(struct http_req *req)
 {
     const struct http_server_opts *o = &req->srv->opts;
-    int rc = o->before ? o->before(req) : LOCI_OK;
+    int rc = o->before && !req->is_guarded ? o->before(req) : LOCI_OK;
     if (rc == LOCI_OK && !req->resp)
         rc = req->route->handler(req);
     if (rc == LOCI_OK && !req->resp && req->is_deferred)
@@ -741,6 +805,10 @@ static void dispatch(struct http_req *req)
     if (req->is_body_too_big) {
         http_reply_error(req, LOCI_ETOOBIG, NULL, "the request body is larger than %lld bytes",
                          req->body_limit);
+        return;
+    }
+    if (req->body_rc && !req->resp) {
+        http_reply_error(req, req->body_rc, NULL, NULL);
         return;
     }
     if ((req->route->flags & HTTP_R_JSON_BODY) && parse_json_body(req) != LOCI_OK)
@@ -1111,6 +1179,35 @@ static void defer_stop_all(struct http_server *srv)
     pthread_mutex_unlock(&srv->defer_mu);
 }
 
+/* A streamed body's first call: the `before` hook and on_body's look at
+ * the headers, answering now when either refuses. */
+static enum MHD_Result stream_start(struct http_req *req)
+{
+    const struct http_server_opts *o = &req->srv->opts;
+    req->is_guarded = true;
+    int rc = o->before ? o->before(req) : LOCI_OK;
+    if (rc == LOCI_OK && !req->resp)
+        rc = req->route->on_body(req, NULL, 0);
+    if (rc != LOCI_OK && !req->resp)
+        http_reply_error(req, rc, NULL, NULL);
+    return req->resp ? queue(req) : MHD_YES;
+}
+
+/* A piece of a streamed body: to on_body until it refuses, then discarded
+ * (up to DISCARD_SLACK, then the connection is dropped). */
+static enum MHD_Result stream_piece(struct http_req *req, const char *p, size_t n)
+{
+    if (req->body_rc == LOCI_OK && !req->resp) {
+        int rc = req->route->on_body(req, p, n);
+        if (rc == LOCI_OK && !req->resp)
+            return MHD_YES;
+        req->body_rc = rc ? rc : LOCI_EINVAL;
+        return MHD_YES;
+    }
+    req->discarded += n;
+    return req->discarded > DISCARD_SLACK ? MHD_NO : MHD_YES;
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls)
@@ -1128,6 +1225,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                              "Content-Length and Transfer-Encoding");
             return queue(req);
         }
+        if (req->route && (req->route->flags & HTTP_R_STREAM_BODY))
+            return stream_start(req);
         const char *cl = http_header(req, "Content-Length");
         long long len = 0;
         if (cl && parse_int64(cl, 0, (long long)1 << 62, &len) == LOCI_OK &&
@@ -1142,6 +1241,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
+        if (req->route && (req->route->flags & HTTP_R_STREAM_BODY))
+            return stream_piece(req, upload_data, n);
         if (req->resp)
             return MHD_YES; /* already answered (early 413); ignore the rest */
         if (!req->is_body_too_big && buf_append(&req->body, upload_data, n) == LOCI_OK)
@@ -1270,6 +1371,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 static void req_free(struct http_req *req)
 {
+    if (req->body_release)
+        req->body_release(req->body_state);
     if (req->resp)
         MHD_destroy_response(req->resp);
     json_decref(req->json);

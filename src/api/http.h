@@ -38,18 +38,29 @@ enum http_method {
 };
 
 enum http_route_flags {
-    HTTP_R_JSON_BODY = 1 << 0, /* body must be JSON (415 otherwise), parsed before the handler */
-    HTTP_R_NO_LOG = 1 << 1,    /* no access log line (e.g. /metrics scraped every few s) */
-    HTTP_R_AUTH = 1 << 2,      /* a signed-in user (access token or API key) */
-    HTTP_R_ADMIN = 1 << 3,     /* ... with the admin role (implies HTTP_R_AUTH) */
-    HTTP_R_OFFLOAD = 1 << 4,   /* CPU-heavy (password hashing): the `before` hook and the
-                                  handler run on the offload pool while the connection is
-                                  suspended, so HTTP threads stay free for other requests */
+    HTTP_R_JSON_BODY = 1 << 0,   /* body must be JSON (415 otherwise), parsed before the handler */
+    HTTP_R_NO_LOG = 1 << 1,      /* no access log line (e.g. /metrics scraped every few s) */
+    HTTP_R_AUTH = 1 << 2,        /* a signed-in user (access token or API key) */
+    HTTP_R_ADMIN = 1 << 3,       /* ... with the admin role (implies HTTP_R_AUTH) */
+    HTTP_R_OFFLOAD = 1 << 4,     /* CPU-heavy (password hashing): the `before` hook and the
+                                    handler run on the offload pool while the connection is
+                                    suspended, so HTTP threads stay free for other requests */
+    HTTP_R_STREAM_BODY = 1 << 5, /* the body is not buffered: the route's on_body gets it
+                                    piece by piece as it arrives (uploads; see below) */
 };
 
 /* A handler replies through the http_reply_* functions and returns 0, or
  * returns an enum loci_err and the core replies with the mapped error. */
 typedef int (*http_handler_fn)(struct http_req *req);
+
+/* HTTP_R_STREAM_BODY routes: called once with p == NULL and n == 0 as soon
+ * as the headers are in and the `before` hook has accepted the request (a
+ * reply or an error here answers at once, before any body is read: check
+ * the size and type here), then with each piece of the body as it arrives,
+ * on an HTTP thread (no network waits; bounded disk writes are fine). A
+ * reply or an error stops the reading: the rest of the body is discarded.
+ * The handler runs when the body is complete. */
+typedef int (*http_body_fn)(struct http_req *req, const char *p, size_t n);
 
 struct http_route {
     unsigned method;  /* one enum http_method */
@@ -60,6 +71,7 @@ struct http_route {
     const struct json_schema *schema; /* validated when HTTP_R_JSON_BODY; NULL = any JSON */
     const char *summary;              /* one line, for docs and errors */
     int rate_class;                   /* interpreted by the `before` hook; 0 = default */
+    http_body_fn on_body;             /* HTTP_R_STREAM_BODY routes */
 };
 
 struct http_server_opts {
@@ -125,6 +137,25 @@ void http_set_log_user(struct http_req *req, const char *user_id);
 void http_set_client_ip(struct http_req *req, const char *ip);
 /* Value of cookie `name` from the Cookie header, NULL when absent. */
 const char *http_cookie(struct http_req *req, const char *name);
+
+/* State a streamed body is read into (HTTP_R_STREAM_BODY): release runs
+ * when the request ends, however it ends (the client gone mid-body too). */
+void http_set_body_state(struct http_req *req, void *state, void (*release)(void *state));
+void *http_body_state(struct http_req *req);
+
+/* multipart/form-data (or urlencoded) bodies of streamed routes, parsed as
+ * they arrive by libmicrohttpd's post processor: fn gets each piece of
+ * each field in order (off: the piece's offset in its field; a new part
+ * starts at off 0) and returns 0 or an error, which stops the parsing.
+ * http_form_new() is NULL when the request is not a form. */
+typedef int (*http_form_fn)(void *arg, const char *field, const char *filename,
+                            const char *content_type, const char *data, uint64_t off, size_t n);
+struct http_form;
+struct http_form *http_form_new(struct http_req *req, http_form_fn fn, void *arg);
+/* Feed a piece of the body: fn's error, or LOCI_EINVAL for a malformed form. */
+int http_form_feed(struct http_form *f, const char *p, size_t n);
+/* Free the parser; LOCI_EINVAL when the body ended inside a part. NULL-safe. */
+int http_form_finish(struct http_form *f);
 
 /* The parsed JSON body of a HTTP_R_JSON_BODY route (borrowed). */
 json_t *http_json(struct http_req *req);

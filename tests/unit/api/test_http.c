@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,6 +126,71 @@ static int h_stream(struct http_req *req)
     return 0;
 }
 
+/* ---- streamed bodies: a multipart upload read piece by piece ---- */
+
+struct upload {
+    struct http_form *form;
+    char field[32];
+    char filename[64];
+    size_t bytes;
+    unsigned sum; /* of the file's bytes, to prove they all came, in order */
+    size_t pieces;
+    size_t max;
+};
+
+static atomic_int uploads_released;
+
+static void upload_release(void *state)
+{
+    struct upload *u = state;
+    http_form_finish(u->form);
+    free(u);
+    atomic_fetch_add(&uploads_released, 1);
+}
+
+static int upload_field(void *arg, const char *field, const char *filename,
+                        const char *content_type, const char *data, uint64_t off, size_t n)
+{
+    (void)content_type;
+    (void)off;
+    struct upload *u = arg;
+    snprintf(u->field, sizeof(u->field), "%s", field);
+    snprintf(u->filename, sizeof(u->filename), "%s", filename ? filename : "");
+    for (size_t i = 0; i < n; i++)
+        u->sum = u->sum * 31 + (unsigned char)data[i];
+    u->bytes += n;
+    return u->bytes > u->max ? LOCI_ETOOBIG : LOCI_OK;
+}
+
+static int upload_body(struct http_req *req, const char *p, size_t n)
+{
+    struct upload *u = http_body_state(req);
+    if (!p) {
+        if (http_header(req, "X-Refuse"))
+            return http_reply_error(req, LOCI_EMEDIATYPE, NULL, "refused at the headers");
+        u = calloc(1, sizeof(*u));
+        u->max = 1 << 20;
+        http_set_body_state(req, u, upload_release);
+        u->form = http_form_new(req, upload_field, u);
+        return u->form ? LOCI_OK : LOCI_EMEDIATYPE;
+    }
+    u->pieces++;
+    return http_form_feed(u->form, p, n);
+}
+
+static int h_upload(struct http_req *req)
+{
+    struct upload *u = http_body_state(req);
+    int rc = http_form_finish(u->form);
+    u->form = NULL;
+    if (rc)
+        return http_reply_error(req, rc, NULL, "the form ended early");
+    return http_reply_json(req, 200,
+                           json_pack("{s:s, s:s, s:I, s:I, s:b}", "field", u->field, "filename",
+                                     u->filename, "bytes", (json_int_t)u->bytes, "sum",
+                                     (json_int_t)u->sum, "in_pieces", u->pieces > 1));
+}
+
 static const struct json_field echo_fields[] = {
     {"text", JF_STRING, true, false, 1, 20},
     {"n", JF_INTEGER, false, false, 0, 5},
@@ -132,13 +198,14 @@ static const struct json_field echo_fields[] = {
 static const struct json_schema echo_schema = {echo_fields, 2, false};
 
 static const struct http_route routes[] = {
-    {HTTP_POST, "/echo", h_echo, HTTP_R_JSON_BODY, 256, &echo_schema, "echo", 0},
-    {HTTP_GET, "/items/:id", h_item, 0, 0, NULL, "item", 0},
-    {HTTP_DELETE, "/items/:id", h_conflict, 0, 0, NULL, "delete", 0},
-    {HTTP_PUT, "/named", h_field_error, 0, 0, NULL, "field error", 0},
-    {HTTP_GET, "/slow/:id", h_slow, HTTP_R_OFFLOAD, 0, NULL, "offloaded", 0},
-    {HTTP_GET, "/defer", h_defer, 0, 0, NULL, "deferred", 0},
-    {HTTP_GET, "/stream", h_stream, 0, 0, NULL, "streamed", 0},
+    {HTTP_POST, "/echo", h_echo, HTTP_R_JSON_BODY, 256, &echo_schema, "echo", 0, NULL},
+    {HTTP_GET, "/items/:id", h_item, 0, 0, NULL, "item", 0, NULL},
+    {HTTP_DELETE, "/items/:id", h_conflict, 0, 0, NULL, "delete", 0, NULL},
+    {HTTP_PUT, "/named", h_field_error, 0, 0, NULL, "field error", 0, NULL},
+    {HTTP_GET, "/slow/:id", h_slow, HTTP_R_OFFLOAD, 0, NULL, "offloaded", 0, NULL},
+    {HTTP_GET, "/defer", h_defer, 0, 0, NULL, "deferred", 0, NULL},
+    {HTTP_GET, "/stream", h_stream, 0, 0, NULL, "streamed", 0, NULL},
+    {HTTP_POST, "/upload", h_upload, HTTP_R_STREAM_BODY, 0, NULL, "upload", 0, upload_body},
 };
 
 static struct http_server *srv;
@@ -570,6 +637,91 @@ TEST(streams_deliver_chunks_in_order_as_written)
     CHECK(strstr(buf, "\r\n0\r\n\r\n") != NULL);
     /* the first event arrived before the stream ended (not buffered) */
     CHECK(first_ms >= 0 && first_ms < 90);
+}
+
+/* A multipart request for /upload with a file of n bytes (i * 7 % 251). */
+static char *multipart(size_t n, bool is_truncated, size_t *out_len, unsigned *out_sum)
+{
+    const char *head = "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; "
+                       "filename=\"../a b.pdf\"\r\nContent-Type: application/pdf\r\n\r\n";
+    const char *tail = is_truncated ? "" : "\r\n--XyZ--\r\n";
+    size_t body = strlen(head) + n + strlen(tail);
+    char *raw = malloc(body + 512);
+    int k = snprintf(raw, 512,
+                     "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
+                     "boundary=XyZ\r\nContent-Length: %zu\r\n\r\n%s",
+                     body, head);
+    unsigned sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        raw[(size_t)k + i] = (char)(i * 7 % 251);
+        sum = sum * 31 + (unsigned char)raw[(size_t)k + i];
+    }
+    memcpy(raw + k + n, tail, strlen(tail));
+    *out_len = (size_t)k + n + strlen(tail);
+    *out_sum = sum;
+    return raw;
+}
+
+TEST(streamed_bodies_arrive_piece_by_piece)
+{
+    start();
+    size_t len;
+    unsigned sum;
+    char *raw = multipart(300000, false, &len, &sum);
+    int fd = connect_local();
+    send_all(fd, raw, len);
+    struct resp r;
+    read_resp(fd, &r);
+    close(fd);
+    free(raw);
+    CHECK_INT(r.status, ==, 200);
+    json_t *v = body_json(&r);
+    CHECK_STR(json_string_value(json_object_get(v, "field")), "file");
+    CHECK_STR(json_string_value(json_object_get(v, "filename")), "../a b.pdf");
+    CHECK_INT(json_integer_value(json_object_get(v, "bytes")), ==, 300000);
+    CHECK_INT(json_integer_value(json_object_get(v, "sum")), ==, sum);
+    CHECK(json_is_true(json_object_get(v, "in_pieces")));
+    json_decref(v);
+
+    /* refused at the headers: answered before the body is read */
+    request("POST /upload HTTP/1.1\r\nHost: x\r\nX-Refuse: 1\r\nContent-Type: "
+            "multipart/form-data; boundary=XyZ\r\nContent-Length: 100000000\r\n\r\n",
+            &r);
+    CHECK_INT(r.status, ==, 415);
+    /* not a form */
+    request("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+            "Content-Length: 5\r\n\r\nhello",
+            &r);
+    CHECK_INT(r.status, ==, 415);
+    /* the reader refuses midway (over its own limit): the rest is discarded */
+    raw = multipart(1200000, false, &len, &sum);
+    fd = connect_local();
+    send_all(fd, raw, len);
+    read_resp(fd, &r);
+    close(fd);
+    free(raw);
+    CHECK_INT(r.status, ==, 413);
+    /* a form cut short */
+    raw = multipart(1000, true, &len, &sum);
+    fd = connect_local();
+    send_all(fd, raw, len);
+    read_resp(fd, &r);
+    close(fd);
+    free(raw);
+    CHECK_INT(r.status, ==, 400);
+
+    /* a client gone mid-body: the state is released all the same */
+    int before = atomic_load(&uploads_released);
+    raw = multipart(100000, false, &len, &sum);
+    fd = connect_local();
+    send_all(fd, raw, len / 2);
+    struct timespec ts = {0, 100 * 1000000L};
+    nanosleep(&ts, NULL);
+    close(fd);
+    free(raw);
+    for (int i = 0; i < 100 && atomic_load(&uploads_released) == before; i++)
+        nanosleep(&ts, NULL);
+    CHECK_INT(atomic_load(&uploads_released), ==, before + 1);
 }
 
 TEST(zz_stop_answers_deferred_requests_503)

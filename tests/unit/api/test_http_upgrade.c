@@ -46,7 +46,7 @@ static int h_upgrade(struct http_req *req)
 }
 
 static const struct http_route routes[] = {
-    {HTTP_GET, "/up", h_upgrade, 0, 0, NULL, "upgrade", 0},
+    {HTTP_GET, "/up", h_upgrade, 0, 0, NULL, "upgrade", 0, NULL},
 };
 
 static int connect_to(int port)
