@@ -151,6 +151,16 @@ static const struct key_def keys[] = {
      "dimensions of the local provider's embeddings"},
     {"search_cache_bytes", KT_I64, OFF(search_cache_bytes), 0, 1LL << 40, "536870912", false,
      "memory for in-memory vector indexes (least recently used users are dropped); 0 = none kept"},
+    {"docs_max_bytes", KT_I64, OFF(docs_max_bytes), 1, 1LL << 40, "52428800", false,
+     "largest document a user may upload (413 above)"},
+    {"docs_max_pages", KT_INT, OFF(docs_max_pages), 1, 1000000, "2000", false,
+     "PDFs with more pages fail with too_many_pages"},
+    {"docs_quota_bytes", KT_I64, OFF(docs_quota_bytes), 1, 1LL << 50, "1073741824", false,
+     "storage per user for documents (413 quota_exceeded above)"},
+    {"parse_timeout_ms", KT_INT, OFF(parse_timeout_ms), 100, 3600000, "60000", false,
+     "parsing one document may take this long before its child process is killed"},
+    {"parse_memory_mb", KT_INT, OFF(parse_memory_mb), 16, 65536, "1024", false,
+     "address space a document's parse child may use"},
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))

@@ -87,6 +87,11 @@ struct config {
     char *ai_json_mode; /* json_object, json_schema, prompt */
     int ai_embed_dims;
     long long search_cache_bytes; /* vector indexes kept in memory */
+    long long docs_max_bytes;     /* one uploaded file */
+    int docs_max_pages;           /* PDFs */
+    long long docs_quota_bytes;   /* all of one user's files */
+    int parse_timeout_ms;         /* wall clock of one parse (the child is killed after) */
+    int parse_memory_mb;          /* address space of the parse child */
     int ask_wait_timeout_ms;
     int bus_poll_ms;
     char *config_file;                           /* the file that was read, or "" */
