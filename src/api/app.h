@@ -29,16 +29,20 @@ struct ai;
 struct ask_hub;
 struct bus;
 struct search;
+struct docs;
+struct blob_store;
 
 struct app {
     const struct config *cfg;
     struct db *db;
-    struct jobs *jobs;     /* wake workers after enqueueing */
-    struct ai *ai;         /* the AI gateway: call it from jobs, never on HTTP threads */
-    struct ask_hub *ask;   /* requests waiting for answers (ask.c) */
-    struct bus *bus;       /* committed events, in order, to in-process subscribers */
-    struct realtime *rt;   /* the WebSocket hub (GET /ws) */
-    struct search *search; /* passages: full text, vectors, hybrid (NULL: 503) */
+    struct jobs *jobs;        /* wake workers after enqueueing */
+    struct ai *ai;            /* the AI gateway: call it from jobs, never on HTTP threads */
+    struct ask_hub *ask;      /* requests waiting for answers (ask.c) */
+    struct bus *bus;          /* committed events, in order, to in-process subscribers */
+    struct realtime *rt;      /* the WebSocket hub (GET /ws) */
+    struct search *search;    /* passages: full text, vectors, hybrid (NULL: 503) */
+    struct docs *docs;        /* learners' documents (NULL: 503) */
+    struct blob_store *blobs; /* the documents' files */
     struct auth_keys *keys;
     struct ratelimit *limits; /* request rates */
     struct ratelimit *logins; /* login back-off, apart so request floods cannot evict it */

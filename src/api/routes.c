@@ -11,6 +11,13 @@
         .schema = (sc), .summary = (sum)                                                           \
     }
 
+/* A route whose body is read as it arrives by body (HTTP_R_STREAM_BODY). */
+#define STREAM_ROUTE(m, p, h, body, fl, rc, sum)                                                   \
+    {                                                                                              \
+        .method = (m), .path = (p), .handler = (h), .on_body = (body),                             \
+        .flags = (fl) | HTTP_R_STREAM_BODY, .rate_class = (rc), .summary = (sum)                   \
+    }
+
 #define JSON  HTTP_R_JSON_BODY
 #define SLOW  HTTP_R_OFFLOAD /* hashes a password: off the HTTP threads */
 #define AUTH  HTTP_R_AUTH
@@ -97,6 +104,23 @@ const struct http_route api_routes[] = {
           "your conversations, most recent first"),
     ROUTE(HTTP_GET, "/api/v1/conversations/:id/messages", api_conversation_messages, AUTH, RATE_API,
           NULL, "a conversation's messages, oldest first"),
+
+    /* documents */
+    STREAM_ROUTE(HTTP_POST, "/api/v1/documents", api_documents_upload, api_documents_upload_body,
+                 AUTH | SLOW, RATE_API,
+                 "upload a document (multipart field 'file'); processed in the background"),
+    ROUTE(HTTP_GET, "/api/v1/documents", api_documents_list, AUTH, RATE_API, NULL,
+          "your documents with their processing status, newest first"),
+    ROUTE(HTTP_GET, "/api/v1/documents/:id", api_document_get, AUTH, RATE_API, NULL,
+          "a document: status, progress, pages, chunks, summary, errors, timings"),
+    ROUTE(HTTP_GET, "/api/v1/documents/:id/file", api_document_file, AUTH, RATE_API, NULL,
+          "download the stored file"),
+    ROUTE(HTTP_DELETE, "/api/v1/documents/:id", api_document_delete, AUTH, RATE_API, NULL,
+          "delete a document with its passages, vectors and file"),
+    ROUTE(HTTP_POST, "/api/v1/documents/:id/reprocess", api_document_reprocess, AUTH, RATE_API,
+          NULL, "process a document again"),
+    ROUTE(HTTP_POST, "/api/v1/documents/:id/cancel", api_document_cancel, AUTH, RATE_API, NULL,
+          "stop processing a document"),
 
     /* search */
     ROUTE(HTTP_GET, "/api/v1/search", api_search, AUTH | SLOW, RATE_API, NULL,

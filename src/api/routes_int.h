@@ -57,6 +57,16 @@ extern const struct json_schema api_node_create_schema, api_node_patch_schema,
 int api_ws(struct http_req *req);
 int api_sync(struct http_req *req);
 
+/* documents.c */
+int api_documents_upload(struct http_req *req);
+int api_documents_upload_body(struct http_req *req, const char *p, size_t n);
+int api_documents_list(struct http_req *req);
+int api_document_get(struct http_req *req);
+int api_document_file(struct http_req *req);
+int api_document_delete(struct http_req *req);
+int api_document_reprocess(struct http_req *req);
+int api_document_cancel(struct http_req *req);
+
 /* search.c */
 int api_search(struct http_req *req);
 

@@ -6,6 +6,7 @@
  *   loci migrate    apply database migrations and exit
  *   loci config     print the effective configuration (secrets masked)
  *   loci ai test    check the AI provider chain and time each provider
+ *   loci import     import a folder of Markdown notes for a user
  *   loci routes     print the route table (method, path, summary) as JSON
  *   loci version    print the version
  *
@@ -23,7 +24,9 @@
 #include "events/events.h"
 #include "graph/graph.h"
 #include "convo/convo.h"
+#include "docs/docs.h"
 #include "services/ai/ai.h"
+#include "services/blob/blob.h"
 #include "services/bus/bus.h"
 #include "services/jobs/jobs.h"
 #include "services/mail/mail.h"
@@ -83,6 +86,7 @@ static int cmd_version(struct config *cfg, struct cli *cli);
 static int cmd_jobs(struct config *cfg, struct cli *cli);
 static int cmd_user(struct config *cfg, struct cli *cli);
 static int cmd_ai(struct config *cfg, struct cli *cli);
+static int cmd_import(struct config *cfg, struct cli *cli);
 
 static const struct command commands[] = {
     {"serve", cmd_serve, true, 0, NULL, "", "run the HTTP server (migrates the database first)"},
@@ -97,6 +101,8 @@ static const struct command commands[] = {
      "manage accounts (add reads the password from standard input)"},
     {"ai", cmd_ai, true, 1, "json!", "test [--json]",
      "check the AI provider chain: what answers, and how fast"},
+    {"import", cmd_import, true, 1, "user", "DIR --user EMAIL",
+     "import a folder of Markdown notes (an Obsidian vault) for a user; again: changed notes only"},
     {"routes", cmd_routes, false, 0, NULL, "", "print the API route table as JSON"},
     {"version", cmd_version, false, 0, NULL, "", "print the version"},
 };
@@ -297,9 +303,40 @@ static int register_jobs(struct app *app, char *err, size_t err_n)
         snprintf(err, err_n, "cannot register the graph jobs");
     if (rc == LOCI_OK)
         convo_register_jobs(app->jobs, app->ai, wake_bus, app->bus);
+    if (rc == LOCI_OK && app->docs)
+        docs_register_jobs(app->docs, app->jobs);
     if (rc == LOCI_OK)
         rc = jobs_schedule_overrides(app->jobs, cfg->schedules, err, err_n);
     return rc;
+}
+
+/* The documents service on data_dir/blobs. search, jobs and bus may be
+ * NULL (`loci import`). */
+static int open_docs(const struct config *cfg, struct db *db, struct ai *ai, struct search *search,
+                     struct jobs *jobs, struct bus *bus, struct blob_store **out_blobs,
+                     struct docs **out)
+{
+    char dir[4200];
+    snprintf(dir, sizeof(dir), "%s/blobs", cfg->data_dir);
+    if (blob_local_new(dir, out_blobs) != LOCI_OK) {
+        fprintf(stderr, "loci: cannot use the blob directory '%s': %s\n", dir, strerror(errno));
+        return 1;
+    }
+    *out = docs_new(&(struct docs_opts){
+        .db = db,
+        .ai = ai,
+        .search = search,
+        .blobs = *out_blobs,
+        .jobs = jobs,
+        .wake = bus ? wake_bus : NULL,
+        .wake_arg = bus,
+        .max_bytes = cfg->docs_max_bytes,
+        .quota_bytes = cfg->docs_quota_bytes,
+        .max_pages = cfg->docs_max_pages,
+        .parse_timeout_ms = cfg->parse_timeout_ms,
+        .parse_memory_mb = cfg->parse_memory_mb,
+    });
+    return 0;
 }
 
 static int print_json(json_t *v)
@@ -421,6 +458,8 @@ static int offer_setup(struct app *app)
 static void app_release(struct app *app, bool can_close_db)
 {
     jobs_free(app->jobs);
+    docs_free(app->docs); /* after the workers that process documents */
+    blob_store_free(app->blobs);
     rl_free(app->limits);
     rl_free(app->logins);
     auth_keys_free(app->keys);
@@ -500,6 +539,10 @@ static int cmd_serve(struct config *cfg, struct cli *cli)
                                     .backoff_cap_ms = cfg->jobs_backoff_cap_ms,
                                     .run_scheduler = true,
                                 });
+    if (open_docs(cfg, app.db, app.ai, app.search, app.jobs, app.bus, &app.blobs, &app.docs)) {
+        app_release(&app, true);
+        return 1;
+    }
     if (register_jobs(&app, err, sizeof(err)) != LOCI_OK) {
         fprintf(stderr, "loci: %s\n", err);
         app_release(&app, true);
@@ -621,6 +664,101 @@ static int cmd_ai(struct config *cfg, struct cli *cli)
     printf("\n%s\n", ok ? "all checks passed" : "some checks failed");
     json_decref(report);
     return ok ? 0 : 1;
+}
+
+/* ---- loci import ---- */
+
+struct import_ui {
+    bool is_tty;
+    int failed_shown;
+};
+
+static void import_progress(void *arg, int done, int total, const char *path, const char *what)
+{
+    struct import_ui *ui = arg;
+    if (!ui->is_tty) {
+        printf("%-9s %s\n", what, path);
+        fflush(stdout);
+        return;
+    }
+    if (strcmp(what, "failed") == 0)
+        fprintf(stderr, "\r\033[Kfailed    %s\n", path);
+    int width = 30, filled = total > 0 ? done * width / total : width;
+    char bar[64];
+    for (int i = 0; i < width; i++)
+        bar[i] = i < filled ? '#' : '.';
+    bar[width] = '\0';
+    size_t n = strlen(path);
+    fprintf(stderr, "\r\033[K[%s] %d/%d %s%.40s", bar, done, total, n > 40 ? "..." : "",
+            n > 40 ? path + n - 40 : path);
+    if (done == total)
+        fputc('\n', stderr);
+    fflush(stderr);
+}
+
+static int cmd_import(struct config *cfg, struct cli *cli)
+{
+    const char *email_in = cli_opt(cli, "user");
+    if (cli->n_pos != 1 || !email_in) {
+        fprintf(stderr, "usage: loci import DIR --user EMAIL\n");
+        return EXIT_USAGE;
+    }
+    const char *dir = cli->pos[0];
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "loci: '%s' is not a directory\n", dir);
+        return EXIT_USAGE;
+    }
+    char email[AUTH_EMAIL_MAX + 1];
+    if (auth_email_normalize(email_in, email)) {
+        fprintf(stderr, "loci: '%s' is not a valid email address\n", email_in);
+        return EXIT_USAGE;
+    }
+    struct db *db = NULL;
+    int rc = open_and_migrate(cfg, &db);
+    if (rc)
+        return rc;
+    struct auth_user u;
+    struct db_conn *c = NULL;
+    rc = db_acquire(db, &c);
+    if (rc == LOCI_OK) {
+        rc = auth_user_by_email(c, email, &u);
+        db_release(c);
+    }
+    if (rc) {
+        fprintf(stderr, "loci: %s\n",
+                rc == LOCI_ENOTFOUND ? "no user with that email" : loci_err_message(rc));
+        db_close(db);
+        return 1;
+    }
+    char err[512];
+    struct ai *ai = NULL;
+    struct blob_store *blobs = NULL;
+    struct docs *docs = NULL;
+    if (ai_new(cfg, db, &ai, err, sizeof(err))) {
+        fprintf(stderr, "loci: %s\n", err);
+        db_close(db);
+        return EXIT_USAGE;
+    }
+    rc = open_docs(cfg, db, ai, NULL, NULL, NULL, &blobs, &docs);
+    struct docs_import_stats stats;
+    memset(&stats, 0, sizeof(stats));
+    if (rc == 0) {
+        struct import_ui ui = {.is_tty = isatty(STDERR_FILENO) && isatty(STDOUT_FILENO)};
+        int64_t t0 = clock_mono_ns();
+        rc = docs_import_dir(docs, u.id, dir, import_progress, &ui, &stats);
+        double secs = (double)(clock_mono_ns() - t0) / 1e9;
+        if (rc)
+            fprintf(stderr, "loci: import stopped: %s\n", loci_err_message(rc));
+        printf("imported %d, unchanged %d, failed %d; %d links; %.1f s\n", stats.imported,
+               stats.unchanged, stats.failed, stats.links, secs);
+        rc = rc || stats.failed > 0 ? 1 : 0;
+    }
+    docs_free(docs);
+    blob_store_free(blobs);
+    ai_free(ai);
+    db_close(db);
+    return rc;
 }
 
 /* ---- loci user ---- */
