@@ -1180,7 +1180,10 @@ static void defer_stop_all(struct http_server *srv)
 }
 
 /* A streamed body's first call: the `before` hook and on_body's look at
- * the headers, answering now when either refuses. */
+ * the headers. When either refuses, a body announced as small enough is
+ * read and discarded so the client (a browser still sending) gets the
+ * answer on a live connection; a larger or unannounced one is answered at
+ * once and the connection closed. */
 static enum MHD_Result stream_start(struct http_req *req)
 {
     const struct http_server_opts *o = &req->srv->opts;
@@ -1190,7 +1193,15 @@ static enum MHD_Result stream_start(struct http_req *req)
         rc = req->route->on_body(req, NULL, 0);
     if (rc != LOCI_OK && !req->resp)
         http_reply_error(req, rc, NULL, NULL);
-    return req->resp ? queue(req) : MHD_YES;
+    if (!req->resp)
+        return MHD_YES;
+    const char *cl = http_header(req, "Content-Length");
+    long long len = 0;
+    if (cl && parse_int64(cl, 0, DISCARD_SLACK, &len) == LOCI_OK) {
+        req->body_rc = rc ? rc : LOCI_EINVAL; /* discard what comes, answer at the end */
+        return MHD_YES;
+    }
+    return queue(req);
 }
 
 /* A piece of a streamed body: to on_body until it refuses, then discarded

@@ -55,8 +55,10 @@ typedef int (*http_handler_fn)(struct http_req *req);
 
 /* HTTP_R_STREAM_BODY routes: called once with p == NULL and n == 0 as soon
  * as the headers are in and the `before` hook has accepted the request (a
- * reply or an error here answers at once, before any body is read: check
- * the size and type here), then with each piece of the body as it arrives,
+ * reply or an error here refuses the body unread: check the size and type
+ * here; a body announced as at most 16 MiB is discarded so the answer goes
+ * out on a live connection, anything else is answered at once and the
+ * connection closed), then with each piece of the body as it arrives,
  * on an HTTP thread (no network waits; bounded disk writes are fine). A
  * reply or an error stops the reading: the rest of the body is discarded.
  * The handler runs when the body is complete. */
