@@ -60,9 +60,13 @@ void search_subscribe(struct search *s, struct bus *bus);
  * search_results_release().
  * Also: a blank query or one that is not UTF-8 is LOCI_EUNPROCESSABLE; a
  * bad limit or mode LOCI_EINVAL. Query text is only ever words to the
- * engines (no syntax), so any other text is a search, possibly with no
- * hits. Vector and hybrid modes embed q through the gateway (which blocks
- * on the network with a remote embedder: call from a job or the offload
+ * engines (no syntax; stop words dropped unless there is nothing else), so
+ * any other text is a search, possibly with no hits. Full text wants all
+ * the words, then, if no chunk has them all, any; hybrid fuses the top 50
+ * chunks with all the words and the top 50 by vector (no any-word
+ * widening: the vectors cover near misses, and ranking every chunk with
+ * any of the words is what makes a search slow). Vector and hybrid modes embed q through the
+ * gateway (which blocks on the network with a remote embedder: call from a job or the offload
  * pool); when that fails, vector mode returns the gateway's error and
  * hybrid mode answers from full text alone. Hits whose chunk was deleted
  * meanwhile are left out, so there may be fewer than limit. Any thread. */

@@ -21,6 +21,7 @@
 
 #include "core/alloc.h"
 #include "core/err.h"
+#include "services/text/text.h"
 
 #include <string.h>
 #include <utf8proc.h>
@@ -29,7 +30,7 @@
 
 /* ---- queries from user text ---- */
 
-static bool is_word_char(utf8proc_int32_t cp)
+bool search__is_word_char(int32_t cp)
 {
     switch (utf8proc_category(cp)) {
     case UTF8PROC_CATEGORY_LU:
@@ -73,7 +74,20 @@ static void add_term(struct search__ftq *f, const char *p, size_t n, enum db_bac
         rc |= buf_append(&f->any, p, n);
     }
     (void)rc; /* bounded: SEARCH_TERMS_MAX words of a query of at most 500 characters */
-    f->n_terms++;
+    f->terms[f->n_terms++] = xstrndup(p, n);
+}
+
+/* A stop word ("the", "how", "does")? Stop words are left out of a query
+ * that has other words: they match nearly every chunk, so they would only
+ * make "all the words" fail and "any word" match everything. */
+static bool is_stop(const char *p, size_t n)
+{
+    char low[32];
+    if (n >= sizeof(low))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        low[i] = (p[i] >= 'A' && p[i] <= 'Z') ? (char)(p[i] - 'A' + 'a') : p[i];
+    return text_is_stop(low, n);
 }
 
 void search__ftq_init(struct search__ftq *f, const char *q, enum db_backend be)
@@ -82,9 +96,11 @@ void search__ftq_init(struct search__ftq *f, const char *q, enum db_backend be)
     buf_init(&f->all, Q_BUF_MAX);
     buf_init(&f->any, Q_BUF_MAX);
     const utf8proc_uint8_t *p = (const utf8proc_uint8_t *)q;
-    size_t n = strlen(q), i = 0, start = 0;
+    size_t n = strlen(q), i = 0, start = 0, n_words = 0, n_content = 0;
+    size_t w_start[SEARCH_TERMS_MAX], w_len[SEARCH_TERMS_MAX];
+    bool w_stop[SEARCH_TERMS_MAX];
     bool in_word = false;
-    while (i <= n && f->n_terms < SEARCH_TERMS_MAX) {
+    while (i <= n && n_words < SEARCH_TERMS_MAX) {
         utf8proc_int32_t cp = -1;
         utf8proc_ssize_t len = 1;
         if (i < n) {
@@ -94,22 +110,35 @@ void search__ftq_init(struct search__ftq *f, const char *q, enum db_backend be)
                 cp = -1;
             }
         }
-        bool is_word = cp >= 0 && is_word_char(cp);
+        bool is_word = cp >= 0 && search__is_word_char(cp);
         if (is_word && !in_word) {
             start = i;
             in_word = true;
         } else if (!is_word && in_word) {
-            add_term(f, q + start, i - start, be);
+            w_start[n_words] = start;
+            w_len[n_words] = i - start;
+            w_stop[n_words] = is_stop(q + start, i - start);
+            n_content += !w_stop[n_words];
+            n_words++;
             in_word = false;
         }
         i += (size_t)len;
     }
+    for (size_t w = 0; w < n_words; w++)
+        if (!w_stop[w] || n_content == 0)
+            add_term(f, q + w_start[w], w_len[w], be);
+    search__ftq_stems(f);
 }
 
 void search__ftq_release(struct search__ftq *f)
 {
     buf_release(&f->all);
     buf_release(&f->any);
+    for (size_t i = 0; i < f->n_terms; i++)
+        xfree(f->terms[i]);
+    for (size_t i = 0; i < f->n_stems; i++)
+        xfree(f->stems[i]);
+    f->n_terms = f->n_stems = 0;
 }
 
 /* ---- ranking ---- */
@@ -173,15 +202,15 @@ static int rank_once(struct db_conn *c, const char *user_id, const struct buf *q
 }
 
 int search__fts_rank(struct db_conn *c, const char *user_id, const struct search__ftq *f,
-                     const char *document_id, int limit, struct search__cand *out, size_t *out_n,
-                     bool *out_is_any)
+                     const char *document_id, int limit, bool can_widen, struct search__cand *out,
+                     size_t *out_n, bool *out_is_any)
 {
     *out_n = 0;
     *out_is_any = false;
     if (f->n_terms == 0)
         return LOCI_OK;
     int rc = rank_once(c, user_id, &f->all, false, document_id, limit, out, out_n);
-    if (rc || *out_n > 0 || f->n_terms == 1)
+    if (rc || *out_n > 0 || f->n_terms == 1 || !can_widen)
         return rc;
     *out_is_any = true;
     return rank_once(c, user_id, &f->any, true, document_id, limit, out, out_n);
@@ -231,45 +260,16 @@ static void compact(struct search_results *r, const bool *is_found)
     r->n = k;
 }
 
-/* SQLite: FTS5's snippet of one chunk for query, or NULL when the chunk
- * does not match it. */
-static int sqlite_snippet(struct db_conn *c, const struct buf *query, int64_t rowid,
-                          const char *chunk_id, char **out)
-{
-    struct db_stmt *st = NULL;
-    *out = NULL;
-    if (!query->len)
-        return LOCI_OK;
-    int rc = db_prepare(c,
-                        "SELECT snippet(chunks_fts, 0, char(1), char(2), '…', 24) FROM chunks_fts "
-                        "WHERE chunks_fts MATCH ? AND rowid = ? AND chunk_id = ?",
-                        &st);
-    if (rc)
-        return rc;
-    db_bind_text(st, 1, query->p, query->len);
-    db_bind_int64(st, 2, rowid);
-    db_bind_text(st, 3, chunk_id, (size_t)-1);
-    rc = db_step(st);
-    if (rc == LOCI_ROW) {
-        size_t n = 0;
-        const char *p = db_col_text(st, 0, &n);
-        *out = search__snippet_html(p, n);
-        rc = LOCI_OK;
-    }
-    db_stmt_done(st);
-    return rc;
-}
-
 static int load_sqlite(struct db_conn *c, const char *user_id, const struct search__ftq *f,
-                       bool is_any, struct search_results *r, bool *is_found)
+                       struct search_results *r, bool *is_found)
 {
     int rc = LOCI_OK;
     for (size_t i = 0; i < r->n && !rc; i++) {
         struct search_hit *h = &r->hits[i];
         struct db_stmt *st = NULL;
         rc = db_prepare(c,
-                        "SELECT c.rowid, c.document_id, d.filename, c.text, c.heading, c.page, "
-                        "c.ord FROM chunks c JOIN documents d ON d.id = c.document_id "
+                        "SELECT c.document_id, d.filename, c.text, c.heading, c.page, c.ord "
+                        "FROM chunks c JOIN documents d ON d.id = c.document_id "
                         "WHERE c.id = ? AND c.user_id = ?",
                         &st);
         if (rc)
@@ -277,20 +277,14 @@ static int load_sqlite(struct db_conn *c, const char *user_id, const struct sear
         db_bind_text(st, 1, h->chunk_id, (size_t)-1);
         db_bind_text(st, 2, user_id, (size_t)-1);
         rc = db_step(st);
-        int64_t rowid = 0;
         if (rc == LOCI_ROW) {
-            rowid = db_col_int64(st, 0);
-            hit_fill(h, st, 1);
+            hit_fill(h, st, 0);
             is_found[i] = true;
             rc = LOCI_OK;
         }
         db_stmt_done(st);
-        if (rc || !is_found[i])
-            continue;
-        if (!is_any)
-            rc = sqlite_snippet(c, &f->all, rowid, h->chunk_id, &h->snippet);
-        if (!rc && !h->snippet && f->n_terms > 1)
-            rc = sqlite_snippet(c, &f->any, rowid, h->chunk_id, &h->snippet);
+        if (!rc && is_found[i])
+            h->snippet = search__snippet_for(h->text, strlen(h->text), f);
     }
     return rc;
 }
@@ -343,15 +337,14 @@ static int load_pg(struct db_conn *c, const char *user_id, const struct search__
 }
 
 int search__load_hits(struct db_conn *c, const char *user_id, const struct search__ftq *f,
-                      bool is_any, struct search_results *r)
+                      struct search_results *r)
 {
     if (r->n == 0)
         return LOCI_OK;
     ASSERT(r->n <= SEARCH_LIMIT_MAX);
     bool is_found[SEARCH_LIMIT_MAX] = {0};
-    int rc = db_backend(db_conn_db(c)) == DB_SQLITE
-                 ? load_sqlite(c, user_id, f, is_any, r, is_found)
-                 : load_pg(c, user_id, f, r, is_found);
+    int rc = db_backend(db_conn_db(c)) == DB_SQLITE ? load_sqlite(c, user_id, f, r, is_found)
+                                                    : load_pg(c, user_id, f, r, is_found);
     if (rc)
         return rc;
     compact(r, is_found);

@@ -30,26 +30,39 @@ struct search__cand {
  * only the query's words (letters and digits), each quoted for FTS5. */
 struct search__ftq {
     size_t n_terms;
+    char *terms[SEARCH_TERMS_MAX]; /* the words searched for: stop words go unless all are */
     struct buf all; /* SQLite: "w1" "w2" (AND); PostgreSQL: w1 w2 for plainto_tsquery */
     struct buf any; /* SQLite: "w1" OR "w2"; PostgreSQL: w1 or w2 for websearch_to_tsquery */
+    size_t n_stems;
+    char *stems[SEARCH_TERMS_MAX]; /* the terms' Snowball stems, for snippets */
 };
 
 void search__ftq_init(struct search__ftq *f, const char *q, enum db_backend be);
 void search__ftq_release(struct search__ftq *f);
+/* Letters, digits, marks: what a word of a query or a chunk is made of. */
+bool search__is_word_char(int32_t cp);
+
+/* ---- snippets built in C (search_snip.c) ---- */
+
+/* Fill f->stems from f->terms. */
+void search__ftq_stems(struct search__ftq *f);
+/* The best window of text (n bytes) for f's words, as HTML with <mark>;
+ * the start of the text when no word is there. */
+char *search__snippet_for(const char *text, size_t n, const struct search__ftq *f);
 
 /* Top `limit` chunks of the user (of one document when document_id is not
- * NULL) for f: AND of the words, or OR of them when AND finds nothing.
- * Fills out (capacity limit), *out_n and *out_is_any (the OR query was
- * used). */
+ * NULL) for f: AND of the words, or, when that finds nothing and can_widen,
+ * OR of them. Fills out (capacity limit), *out_n and *out_is_any (the OR
+ * query was used). */
 int search__fts_rank(struct db_conn *c, const char *user_id, const struct search__ftq *f,
-                     const char *document_id, int limit, struct search__cand *out, size_t *out_n,
-                     bool *out_is_any);
+                     const char *document_id, int limit, bool can_widen, struct search__cand *out,
+                     size_t *out_n, bool *out_is_any);
 
 /* Fill each hit's metadata (document, filename, text, heading, page, ord)
  * and snippet by chunk_id; hits whose chunk is gone (or not the user's) are
  * dropped, the rest keep their order. */
 int search__load_hits(struct db_conn *c, const char *user_id, const struct search__ftq *f,
-                      bool is_any, struct search_results *r);
+                      struct search_results *r);
 
 /* Snippet text from an engine (words between \x01 and \x02) as HTML:
  * escaped, the marks as <mark>…</mark>, always balanced. */
@@ -72,6 +85,7 @@ struct search__vcache {
     struct search__ventry *lru_head, *lru_tail; /* most recently used first */
     size_t bytes, cap;
     uint64_t n_loads; /* indexes built from the store (tests, metrics) */
+    int n_threads;    /* for scanning one big index: the cores, at most 4 */
 };
 
 void search__vcache_init(struct search__vcache *vc, size_t cap);
@@ -85,9 +99,10 @@ void search__vindex_put(struct search__vcache *vc, struct search__vindex *ix);
 void search__vcache_drop_user(struct search__vcache *vc, const char *user_id);
 
 /* Top k of the index (of one document when document_id is not NULL) into
- * out (capacity k); returns how many. */
+ * out (capacity k), a big index on up to `threads` threads; returns how
+ * many. */
 size_t search__vindex_topk(const struct search__vindex *ix, const char *document_id, const float *q,
-                           size_t k, struct search__cand *out);
+                           size_t k, int threads, struct search__cand *out);
 /* Rows in the index. */
 size_t search__vindex_n(const struct search__vindex *ix);
 

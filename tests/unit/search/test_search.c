@@ -796,6 +796,15 @@ static void hybrid(const char *url)
     CHECK_INT(h.n, ==, 2);
     CHECK_STR(h.hits[1].chunk_id, e);
     search_results_release(&h);
+    /* no chunk has every word: full text alone widens to any word, hybrid
+     * leaves near misses to the vectors (a has none) */
+    CHECK_INT(run(s, "u1", "chlorophyll zebra", SEARCH_FTS, NULL, 10, &h), ==, 0);
+    CHECK(has_hit(&h, a));
+    search_results_release(&h);
+    CHECK_INT(run(s, "u1", "chlorophyll zebra", SEARCH_HYBRID, NULL, 10, &h), ==, 0);
+    CHECK(!has_hit(&h, a));
+    CHECK_INT(h.n, ==, 3);
+    search_results_release(&h);
     search_results_release(&f);
     search_results_release(&vr);
     ai_vectors_release(&qv);
@@ -1002,4 +1011,113 @@ TEST(topk_ties_and_edges)
     CHECK_INT(search_topk(m, 6, 5, q, 0, idx, sc), ==, 0);
     CHECK_INT(search_topk(NULL, 0, 5, q, 3, idx, sc), ==, 0);
     CHECK_INT(search_topk(m, 6, 0, q, 3, idx, sc), ==, 0);
+}
+
+/* ---- an index big enough to be scanned on several threads ---- */
+
+struct bulk {
+    const char *doc;
+    const char *embedder;
+    int dims;
+    size_t n;
+    float *m;
+    char (*ids)[UUID_STR_LEN];
+};
+
+static int tx_bulk(struct db_conn *c, void *arg)
+{
+    struct bulk *b = arg;
+    for (size_t i = 0; i < b->n; i++) {
+        struct db_stmt *st = NULL;
+        int rc = db_prepare(c,
+                            "INSERT INTO chunks (id, user_id, document_id, ord, text, created_at) "
+                            "VALUES (?, 'u1', ?, ?, 'bulk', 0)",
+                            &st);
+        if (rc)
+            return rc;
+        db_bind_text(st, 1, b->ids[i], (size_t)-1);
+        db_bind_text(st, 2, b->doc, (size_t)-1);
+        db_bind_int64(st, 3, (int64_t)i);
+        if ((rc = db_run(st, NULL)))
+            return rc;
+        rc = db_prepare(c,
+                        "INSERT INTO chunk_vectors (chunk_id, user_id, document_id, embedder, "
+                        "dims, vec) VALUES (?, 'u1', ?, ?, ?, ?)",
+                        &st);
+        if (rc)
+            return rc;
+        db_bind_text(st, 1, b->ids[i], (size_t)-1);
+        db_bind_text(st, 2, b->doc, (size_t)-1);
+        db_bind_text(st, 3, b->embedder, (size_t)-1);
+        db_bind_int64(st, 4, b->dims);
+        db_bind_blob(st, 5, b->m + i * (size_t)b->dims, (size_t)b->dims * sizeof(float));
+        if ((rc = db_run(st, NULL)))
+            return rc;
+    }
+    return LOCI_OK;
+}
+
+TEST(big_index_scanned_in_parts)
+{
+    const char *urls[2];
+    harness_db_urls("search_big", urls);
+    struct db *db = open_db(urls[0]);
+    struct ai *ai = open_ai();
+    struct search *s = search_new(db, ai, 256u << 20);
+    const char *q = "probe words";
+    struct ai_vectors qv = {0};
+    size_t qn = strlen(q);
+    CHECK_INT(ai_embed(ai, &q, &qn, 1, NULL, &qv, NULL), ==, 0);
+    char d1[UUID_STR_LEN], d2[UUID_STR_LEN];
+    add_doc(db, "u1", d1, "big.md");
+    add_doc(db, "u1", d2, "small.md");
+    /* 12,000 x 384 floats: over the 4 M floats that split a scan */
+    struct bulk b = {.doc = d1, .embedder = qv.embedder, .dims = qv.dims, .n = 12000};
+    b.m = calloc(b.n * (size_t)b.dims, sizeof(float));
+    b.ids = calloc(b.n, sizeof(*b.ids));
+    srand(7);
+    for (size_t i = 0; i < b.n; i++) {
+        ids_uuid7(b.ids[i]);
+        vec_at(qv.v, qv.dims, rand() / (double)RAND_MAX * 1.8 - 0.9, (unsigned)i + 100,
+               b.m + i * (size_t)b.dims);
+    }
+    CHECK_INT(db_tx(db, tx_bulk, &b), ==, 0);
+    /* the exact top 10 by brute force */
+    struct ref *ref = calloc(b.n, sizeof(*ref));
+    for (size_t i = 0; i < b.n; i++) {
+        double dot = 0;
+        for (int j = 0; j < b.dims; j++)
+            dot += (double)b.m[i * (size_t)b.dims + (size_t)j] * qv.v[j];
+        ref[i] = (struct ref){dot, i};
+    }
+    qsort(ref, b.n, sizeof(*ref), ref_cmp);
+    struct search_results r = {0};
+    CHECK_INT(run(s, "u1", q, SEARCH_VECTOR, NULL, 10, &r), ==, 0);
+    CHECK_INT(r.n, ==, 10);
+    for (size_t i = 0; i < r.n; i++) {
+        CHECK_STR(r.hits[i].chunk_id, b.ids[ref[i].i]);
+        CHECK(fabs(r.hits[i].score - ref[i].s) < 1e-4);
+    }
+    search_results_release(&r);
+    /* one document of the big index: its rows only, found in every part */
+    char small[3][UUID_STR_LEN];
+    for (int i = 0; i < 3; i++) {
+        add_chunk(db, "u1", d2, i, "small", 0, NULL, small[i]);
+        float v[4096];
+        vec_at(qv.v, qv.dims, 0.1 * i, 50 + (unsigned)i, v);
+        add_vec(db, "u1", d2, small[i], qv.embedder, v, qv.dims);
+    }
+    search_vectors_changed(s, "u1");
+    CHECK_INT(run(s, "u1", q, SEARCH_VECTOR, d2, 10, &r), ==, 0);
+    CHECK_INT(r.n, ==, 3);
+    CHECK_STR(r.hits[0].chunk_id, small[2]);
+    CHECK_STR(r.hits[2].chunk_id, small[0]);
+    search_results_release(&r);
+    free(ref);
+    free(b.m);
+    free(b.ids);
+    ai_vectors_release(&qv);
+    search_free(s);
+    ai_free(ai);
+    db_close(db);
 }
