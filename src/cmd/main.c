@@ -302,7 +302,7 @@ static int register_jobs(struct app *app, char *err, size_t err_n)
     if (rc == LOCI_OK && (rc = graph_register_jobs(app->jobs, app->ai)) != LOCI_OK)
         snprintf(err, err_n, "cannot register the graph jobs");
     if (rc == LOCI_OK)
-        convo_register_jobs(app->jobs, app->ai, wake_bus, app->bus);
+        convo_register_jobs(app->jobs, app->ai, app->search, wake_bus, app->bus);
     if (rc == LOCI_OK && app->docs)
         docs_register_jobs(app->docs, app->jobs);
     if (rc == LOCI_OK)

@@ -55,10 +55,14 @@ struct convo_asked {
  * LOCI_EUNPROCESSABLE for empty or too long text. */
 int convo_ask_submit(struct db *db, const struct convo_ask *a, struct convo_asked *out);
 
-/* Register the `ask.answer` job. wake (may be NULL) is called after each
- * answer commits (the bus, so waiting requests hear of it at once). */
+/* Register the `ask.answer` job. search (may be NULL) finds the passages of
+ * the user's documents an answer may cite. wake (may be NULL) is called
+ * after each answer commits (the bus, so waiting requests hear of it at
+ * once). */
 typedef void (*convo_wake_fn)(void *arg);
-void convo_register_jobs(struct jobs *js, struct ai *ai, convo_wake_fn wake, void *wake_arg);
+struct search;
+void convo_register_jobs(struct jobs *js, struct ai *ai, struct search *search, convo_wake_fn wake,
+                         void *wake_arg);
 
 /* ---- token sinks (streaming in this process) ---- */
 /* fn(arg, text, n) per piece; fn(arg, NULL, 0) = discard what came so far. */

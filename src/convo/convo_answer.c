@@ -18,18 +18,23 @@
 #include "events/events.h"
 #include "graph/graph.h"
 #include "services/ai/ai.h"
+#include "search/search.h"
 #include "services/jobs/jobs.h"
+#include "services/text/text.h"
 
 #include <stdio.h>
 #include <string.h>
 
 #define HISTORY_TURNS 6
 #define CONTEXT_NODES 8
+#define DOC_PASSAGES  6
+#define MAX_PASSAGES  (CONTEXT_NODES + DOC_PASSAGES)
 #define MAX_TERMS     8
 #define QUOTE_MAX     300
 
 struct answerer {
     struct ai *ai;
+    struct search *search; /* NULL: no document retrieval */
     convo_wake_fn wake;
     void *wake_arg;
 };
@@ -46,9 +51,18 @@ struct question {
     size_t n_history;
     struct graph_context_node *ctx;
     size_t n_ctx;
-    struct ai_passage passages[CONTEXT_NODES];
-    char *passage_text[CONTEXT_NODES];
-    char *passage_label[CONTEXT_NODES];
+    /* what the answer may cite: the focus node's neighbourhood, then the
+     * user's documents (hybrid search) */
+    struct ai_passage passages[MAX_PASSAGES];
+    char *passage_text[MAX_PASSAGES];
+    char *passage_label[MAX_PASSAGES];
+    struct source {
+        bool is_document;
+        char id[UUID_STR_LEN];          /* node id, or chunk id */
+        char document_id[UUID_STR_LEN]; /* documents */
+        int page;                       /* 0 = none */
+        char *heading;                  /* may be NULL */
+    } sources[MAX_PASSAGES];
     size_t n_passages;
 };
 
@@ -60,6 +74,7 @@ static void question_release(struct question *q)
     for (size_t i = 0; i < q->n_passages; i++) {
         xfree(q->passage_text[i]);
         xfree(q->passage_label[i]);
+        xfree(q->sources[i].heading);
     }
     graph_context_release(q->ctx, q->n_ctx);
 }
@@ -125,10 +140,11 @@ static int load_question(struct db_conn *c, struct question *q)
             q->focus[0] = '\0'; /* deleted since: answer without it */
             rc = LOCI_OK;
         }
-        for (size_t i = 0; !rc && i < q->n_ctx && q->n_passages < CONTEXT_NODES; i++) {
+        for (size_t i = 0; !rc && i < q->n_ctx && q->n_passages < MAX_PASSAGES; i++) {
             if (!q->ctx[i].summary || !q->ctx[i].summary[0])
                 continue;
             size_t k = q->n_passages++;
+            snprintf(q->sources[k].id, UUID_STR_LEN, "%s", q->ctx[i].id);
             size_t n = strlen(q->ctx[i].term) + strlen(q->ctx[i].summary) + 8;
             q->passage_text[k] = xmalloc(n);
             snprintf(q->passage_text[k], n, "%s: %s", q->ctx[i].term, q->ctx[i].summary);
@@ -179,6 +195,51 @@ static char *terms_text(const struct question *q, const struct ai_result *ans)
     return buf_detach(&b, NULL);
 }
 
+/* The part of a cited passage to show: white space collapsed, and when the
+ * passage is long, QUOTE_MAX bytes from where the answer's first sentence
+ * citing [n] starts in it (extractive answers quote verbatim), else from
+ * the start; "…" marks a cut. */
+static void quote_for(const char *passage, const char *answer, int n, struct buf *out)
+{
+    struct buf clean;
+    buf_init(&clean, strlen(passage) + 1);
+    text_clean_line(passage, strlen(passage), &clean);
+    const char *p = buf_cstr(&clean);
+    size_t len = clean.len, start = 0;
+    char marker[16];
+    snprintf(marker, sizeof(marker), "[%d]", n);
+    const char *m = answer ? strstr(answer, marker) : NULL;
+    if (len > QUOTE_MAX && m) {
+        /* the sentence before the marker: back to the previous marker or
+         * sentence end, then its first 30 bytes as the needle */
+        const char *b = m;
+        while (b > answer && b[-1] != ']' && !(b[-1] == '.' && b - 1 < m - 2))
+            b--;
+        while (*b == ' ')
+            b++;
+        char needle[32];
+        size_t k = 0;
+        while (b[k] && k < sizeof(needle) - 1 && b + k < m)
+            k++;
+        memcpy(needle, b, k);
+        needle[k] = '\0';
+        const char *at = k >= 12 ? strstr(p, needle) : NULL;
+        if (at)
+            start = (size_t)(at - p);
+    }
+    size_t end = start + QUOTE_MAX < len ? start + QUOTE_MAX : len;
+    while (end < len && end > start && ((unsigned char)p[end] & 0xC0) == 0x80)
+        end--;
+    if (start > 0)
+        buf_append_str(out, "…");
+    buf_append(out, p + start, end - start);
+    if (end < len)
+        buf_append_str(out, "…");
+    buf_release(&clean);
+}
+
+/* The server names what was cited from the passages it gave the model,
+ * never from the model's text. */
 static json_t *citations_json(const struct question *q, const struct ai_result *ans)
 {
     json_t *a = json_array();
@@ -186,24 +247,66 @@ static json_t *citations_json(const struct question *q, const struct ai_result *
         int n = ans->cited[i];
         if (n < 1 || (size_t)n > q->n_passages)
             continue;
-        /* passage n came from the n-th context node that had a summary */
-        const struct graph_context_node *node = NULL;
-        size_t seen = 0;
-        for (size_t k = 0; k < q->n_ctx && !node; k++)
-            if (q->ctx[k].summary && q->ctx[k].summary[0] && ++seen == (size_t)n)
-                node = &q->ctx[k];
-        const char *text = q->passage_text[n - 1];
-        size_t qn = strlen(text);
-        if (qn > QUOTE_MAX) {
-            qn = QUOTE_MAX;
-            while (qn > 0 && ((unsigned char)text[qn] & 0xC0) == 0x80)
-                qn--;
+        const struct source *src = &q->sources[n - 1];
+        struct buf quote;
+        buf_init(&quote, QUOTE_MAX * 4 + 16);
+        quote_for(q->passage_text[n - 1], ans->text, n, &quote);
+        const char *text = buf_cstr(&quote);
+        size_t qn = quote.len;
+        json_t *c = json_pack("{s:i, s:s, s:s, s:s%}", "n", n, "kind",
+                              src->is_document ? "document" : "node", "label",
+                              q->passage_label[n - 1], "quote", text, qn);
+        buf_release(&quote);
+        if (src->is_document) {
+            json_object_set_new(c, "document_id", json_string(src->document_id));
+            json_object_set_new(c, "chunk_id", json_string(src->id));
+            json_object_set_new(c, "page", src->page ? json_integer(src->page) : json_null());
+            json_object_set_new(c, "heading",
+                                src->heading ? json_string(src->heading) : json_null());
+        } else {
+            json_object_set_new(c, "node_id", json_string(src->id));
         }
-        json_array_append_new(a, json_pack("{s:i, s:s, s:s?, s:s, s:s%}", "n", n, "kind", "node",
-                                           "node_id", node ? node->id : NULL, "label",
-                                           q->passage_label[n - 1], "quote", text, qn));
+        json_array_append_new(a, c);
     }
     return a;
+}
+
+/* The user's documents: the best passages for the question (hybrid search).
+ * A search failure leaves them out; the answer still comes. */
+static void add_document_passages(struct answerer *an, struct question *q,
+                                  const struct log_ctx *log)
+{
+    if (!an->search)
+        return;
+    struct search_results res;
+    int rc = search_run(an->search, q->user_id, q->text, SEARCH_HYBRID, NULL, DOC_PASSAGES, &res);
+    if (rc) {
+        if (rc != LOCI_EUNPROCESSABLE)
+            log_warn(log, "ask %s: document search failed (%d)", q->id, rc);
+        return;
+    }
+    for (size_t i = 0; i < res.n && q->n_passages < MAX_PASSAGES; i++) {
+        const struct search_hit *h = &res.hits[i];
+        size_t k = q->n_passages++;
+        q->passage_text[k] = xstrdup(h->text);
+        size_t n = strlen(h->filename) + (h->heading ? strlen(h->heading) : 0) + 48;
+        q->passage_label[k] = xmalloc(n);
+        if (h->page > 0)
+            snprintf(q->passage_label[k], n, "%s, p. %d", h->filename, h->page);
+        else if (h->heading)
+            snprintf(q->passage_label[k], n, "%s, %s", h->filename, h->heading);
+        else
+            snprintf(q->passage_label[k], n, "%s", h->filename);
+        struct source *src = &q->sources[k];
+        src->is_document = true;
+        snprintf(src->id, UUID_STR_LEN, "%s", h->chunk_id);
+        snprintf(src->document_id, UUID_STR_LEN, "%s", h->document_id);
+        src->page = h->page;
+        src->heading = h->heading ? xstrdup(h->heading) : NULL;
+        q->passages[k] = (struct ai_passage){q->passage_text[k], strlen(q->passage_text[k]),
+                                             q->passage_label[k]};
+    }
+    search_results_release(&res);
 }
 
 struct commit {
@@ -364,6 +467,8 @@ static int answer_job(struct job *j, void *arg)
         return rc;
     rc = load_question(c, &q);
     db_release(c);
+    if (rc == LOCI_OK)
+        add_document_passages(an, &q, job_log(j));
     if (rc == LOCI_ECONFLICT) {
         question_release(&q);
         return LOCI_OK; /* answered already */
@@ -422,8 +527,9 @@ static int answer_job(struct job *j, void *arg)
 
 static struct answerer the_answerer;
 
-void convo_register_jobs(struct jobs *js, struct ai *ai, convo_wake_fn wake, void *wake_arg)
+void convo_register_jobs(struct jobs *js, struct ai *ai, struct search *search, convo_wake_fn wake,
+                         void *wake_arg)
 {
-    the_answerer = (struct answerer){ai, wake, wake_arg};
+    the_answerer = (struct answerer){ai, search, wake, wake_arg};
     jobs_register(js, "ask.answer", answer_job, &the_answerer);
 }
