@@ -1,7 +1,8 @@
 /*
  * graph.c - the knowledge graph over HTTP: a node with its neighbours, the
- * recent roots, a slice for drawing, and the learner's own edits (notes,
- * rename, summary, merge, delete, familiarity).
+ * recent roots, a slice for drawing (or, with ?collapsed=true, one
+ * meta-node per cluster and the summed edges between clusters), and the
+ * learner's own edits (notes, rename, summary, merge, delete, familiarity).
  *
  * Each write runs in one transaction with its `graph.updated` event
  * (graph_emit), so the change and the event commit together. Node ids that
@@ -13,6 +14,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "graph/graph.h"
+#include "learn/cluster.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -141,7 +143,16 @@ int api_graph_slice(struct http_req *req)
     int rc = api_query_limit(req, 500, 2000, &limit);
     if (rc || http_has_reply(req))
         return rc;
+    const char *collapsed = http_query(req, "collapsed");
+    bool is_collapsed = false;
+    if (collapsed && strcmp(collapsed, "true") == 0)
+        is_collapsed = true;
+    else if (collapsed && strcmp(collapsed, "false") != 0)
+        return http_reply_error(req, LOCI_EINVAL, "collapsed", "'collapsed' must be true or false");
     const char *cluster = http_query(req, "cluster");
+    if (is_collapsed && cluster)
+        return http_reply_error(req, LOCI_EINVAL, "cluster",
+                                "'cluster' and 'collapsed=true' do not go together");
     if (cluster && (cluster[0] == '\0' || strlen(cluster) > CLUSTER_MAX))
         return http_reply_error(req, LOCI_EINVAL, "cluster", "'cluster' must be 1 to %d bytes",
                                 CLUSTER_MAX);
@@ -151,7 +162,10 @@ int api_graph_slice(struct http_req *req)
     if (rc)
         return rc;
     json_t *slice = NULL;
-    rc = graph_slice(c, caller(req), limit, cluster, &slice);
+    if (is_collapsed)
+        rc = learn_cluster_collapsed(c, caller(req), limit, &slice);
+    else
+        rc = graph_slice(c, caller(req), limit, cluster, &slice);
     db_release(c);
     if (rc)
         return rc;

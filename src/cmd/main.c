@@ -23,6 +23,7 @@
 #include "auth/auth.h"
 #include "events/events.h"
 #include "graph/graph.h"
+#include "learn/cluster.h"
 #include "convo/convo.h"
 #include "docs/docs.h"
 #include "services/ai/ai.h"
@@ -305,6 +306,8 @@ static int register_jobs(struct app *app, char *err, size_t err_n)
         convo_register_jobs(app->jobs, app->ai, app->search, wake_bus, app->bus);
     if (rc == LOCI_OK && app->docs)
         docs_register_jobs(app->docs, app->jobs);
+    if (rc == LOCI_OK)
+        rc = learn_cluster_register_jobs(app->jobs, err, err_n);
     if (rc == LOCI_OK)
         rc = jobs_schedule_overrides(app->jobs, cfg->schedules, err, err_n);
     return rc;
