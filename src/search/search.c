@@ -48,13 +48,23 @@ void search_vectors_changed(struct search *s, const char *user_id)
         search__vcache_drop_user(&s->vc, user_id);
 }
 
+/* Events after which a user's vectors may differ: indexed, gone, or partly
+ * written and then stopped. */
+static const char *const stale_events[] = {"document.indexed", "document.deleted",
+                                           "document.failed", "document.cancelled",
+                                           "document.reprocessing"};
+
 /* On the bus tailer thread: only drops cache entries (a short mutex hold;
  * indexes being built are marked stale, never waited for). */
 static void on_event(const struct event_view *ev, void *arg)
 {
-    if (ev->user_id &&
-        (strcmp(ev->type, "document.indexed") == 0 || strcmp(ev->type, "document.deleted") == 0))
-        search_vectors_changed(arg, ev->user_id);
+    if (!ev->user_id || strncmp(ev->type, "document.", 9) != 0)
+        return;
+    for (size_t i = 0; i < sizeof(stale_events) / sizeof(stale_events[0]); i++)
+        if (strcmp(ev->type, stale_events[i]) == 0) {
+            search_vectors_changed(arg, ev->user_id);
+            return;
+        }
 }
 
 void search_subscribe(struct search *s, struct bus *bus)

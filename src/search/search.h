@@ -8,7 +8,9 @@
  * The documents module calls search_chunks_added()/search_document_removed()
  * inside the transactions that write chunks, and search_vectors_changed()
  * after committing new vectors; instances learn of other instances' changes
- * from `document.indexed` / `document.deleted` events (search_subscribe).
+ * from `document.indexed` / `document.deleted` events (search_subscribe; also
+ * `document.failed`, `.cancelled` and `.reprocessing`, which may leave
+ * vectors changed).
  *
  * Every query filters by user. Threads: any; the index cache is shared,
  * behind one mutex, with per-user read-mostly indexes.
