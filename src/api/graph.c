@@ -15,6 +15,7 @@
 #include "core/err.h"
 #include "graph/graph.h"
 #include "learn/cluster.h"
+#include "learn/learn.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -354,9 +355,16 @@ int api_node_delete(struct http_req *req)
     return http_reply_bytes(req, 204, NULL, "", 0, false);
 }
 
+/* A manual familiarity is also a self-rating that feeds the node's FSRS
+ * card (learn_rating_for_familiarity); the value set stays until decay. */
 static int apply_familiarity(struct db_conn *c, struct edit *e)
 {
-    return graph_set_familiarity(c, e->user, e->id, e->value, e->now, &e->delta);
+    struct learn_review_out r;
+    int rc = graph_set_familiarity(c, e->user, e->id, e->value, e->now, &e->delta);
+    if (rc == LOCI_OK)
+        rc = learn_review(c, e->user, e->id, learn_rating_for_familiarity(e->value), -1,
+                          LEARN_SRC_SELF, e->now, &e->delta, &r);
+    return rc;
 }
 
 int api_node_familiarity(struct http_req *req)

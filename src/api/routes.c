@@ -83,10 +83,22 @@ const struct http_route api_routes[] = {
           &api_node_merge_schema, "merge a node into another"),
     ROUTE(HTTP_PATCH, "/api/v1/nodes/:id/familiarity", api_node_familiarity, JSON | AUTH, RATE_API,
           &api_familiarity_schema, "set how familiar a node is (0 to 1)"),
+    ROUTE(HTTP_GET, "/api/v1/nodes/:id/reviews", api_node_reviews, AUTH, RATE_API, NULL,
+          "a node's review history, oldest first"),
     ROUTE(HTTP_GET, "/api/v1/graphs/recent", api_graphs_recent, AUTH, RATE_API, NULL,
           "recent root nodes, newest first, paginated"),
     ROUTE(HTTP_GET, "/api/v1/graph", api_graph_slice, AUTH, RATE_API, NULL,
           "a slice of your graph for drawing: strongest edges first"),
+
+    /* spaced repetition */
+    ROUTE(HTTP_GET, "/api/v1/reviews/due", api_reviews_due, AUTH, RATE_API, NULL,
+          "what to review now: due cards, then new nodes (capped per day)"),
+    ROUTE(HTTP_POST, "/api/v1/reviews", api_review_create, JSON | AUTH, RATE_API,
+          &api_review_schema, "rate a node 1-4; FSRS schedules its next review"),
+    ROUTE(HTTP_GET, "/api/v1/me/learning", api_learning_get, AUTH, RATE_API, NULL,
+          "your learning settings"),
+    ROUTE(HTTP_PATCH, "/api/v1/me/learning", api_learning_patch, JSON | AUTH, RATE_API,
+          &api_learning_schema, "change desired retention, new nodes a day, the review digest"),
 
     /* jobs */
     ROUTE(HTTP_GET, "/api/v1/jobs/:id", api_job_get, AUTH, RATE_API, NULL, "one of your jobs"),

@@ -53,6 +53,14 @@ int api_graph_slice(struct http_req *req);
 extern const struct json_schema api_node_create_schema, api_node_patch_schema,
     api_node_merge_schema, api_familiarity_schema;
 
+/* learn.c */
+int api_reviews_due(struct http_req *req);
+int api_review_create(struct http_req *req);
+int api_node_reviews(struct http_req *req);
+int api_learning_get(struct http_req *req);
+int api_learning_patch(struct http_req *req);
+extern const struct json_schema api_review_schema, api_learning_schema;
+
 /* ws.c, sync.c: realtime delivery and the change log */
 int api_ws(struct http_req *req);
 int api_sync(struct http_req *req);
