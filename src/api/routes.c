@@ -100,6 +100,16 @@ const struct http_route api_routes[] = {
     ROUTE(HTTP_PATCH, "/api/v1/me/learning", api_learning_patch, JSON | AUTH, RATE_API,
           &api_learning_schema, "change desired retention, new nodes a day, the review digest"),
 
+    /* quizzes and stats */
+    ROUTE(HTTP_POST, "/api/v1/quizzes", api_quiz_create, JSON | AUTH, RATE_API, &api_quiz_schema,
+          "build a quiz from your material, weakest nodes first (202; built by a job)"),
+    ROUTE(HTTP_GET, "/api/v1/quizzes/:id", api_quiz_get, AUTH, RATE_API, NULL,
+          "a quiz: its status and questions (keys only once answered)"),
+    ROUTE(HTTP_POST, "/api/v1/quizzes/:id/answers", api_quiz_answer, JSON | AUTH, RATE_API,
+          &api_quiz_answer_schema, "answer a question: graded, explained, fed to FSRS"),
+    ROUTE(HTTP_GET, "/api/v1/user/stats", api_user_stats, AUTH, RATE_API, NULL,
+          "your numbers: reviews, retention, streak, due, states, familiarity, quiz scores"),
+
     /* jobs */
     ROUTE(HTTP_GET, "/api/v1/jobs/:id", api_job_get, AUTH, RATE_API, NULL, "one of your jobs"),
 

@@ -61,6 +61,13 @@ int api_learning_get(struct http_req *req);
 int api_learning_patch(struct http_req *req);
 extern const struct json_schema api_review_schema, api_learning_schema;
 
+/* quiz.c: quizzes and the learner's stats */
+int api_quiz_create(struct http_req *req);
+int api_quiz_get(struct http_req *req);
+int api_quiz_answer(struct http_req *req);
+int api_user_stats(struct http_req *req);
+extern const struct json_schema api_quiz_schema, api_quiz_answer_schema;
+
 /* ws.c, sync.c: realtime delivery and the change log */
 int api_ws(struct http_req *req);
 int api_sync(struct http_req *req);

@@ -24,6 +24,7 @@
 #include "events/events.h"
 #include "graph/graph.h"
 #include "learn/cluster.h"
+#include "learn/quiz.h"
 #include "learn/learn.h"
 #include "convo/convo.h"
 #include "docs/docs.h"
@@ -309,6 +310,8 @@ static int register_jobs(struct app *app, char *err, size_t err_n)
         docs_register_jobs(app->docs, app->jobs);
     if (rc == LOCI_OK)
         rc = learn_cluster_register_jobs(app->jobs, err, err_n);
+    if (rc == LOCI_OK)
+        learn_quiz_register_jobs(app->jobs, app->ai);
     if (rc == LOCI_OK)
         rc = learn_register_jobs(app->jobs, cfg, err, err_n);
     if (rc == LOCI_OK)
