@@ -1,0 +1,148 @@
+// The main journey in a real browser: sign up, ask with the offline engine
+// and watch the answer stream and render, see new nodes arrive in the graph
+// over the WebSocket without a reload, keep the session across a reload,
+// upload a Markdown note and watch it reach "done", get an answer that cites
+// it, log out and back in.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { cleanup } from '../e2e/lib/server.mjs';
+import { loginAs, newPassword, uniqueEmail } from '../e2e/lib/users.mjs';
+import { assertClean, launch, logInInUi, newPage, screenshot, signUpInUi, startUiServer } from './lib/browser.mjs';
+
+after(cleanup);
+
+const NOTE = `# Photosynthesis
+
+Photosynthesis is the process by which plants use chlorophyll to turn light, water and carbon dioxide into glucose and oxygen.
+Chlorophyll absorbs red and blue light inside the chloroplast.
+
+## Respiration
+
+Cellular respiration releases the energy stored in glucose inside the mitochondria.
+`;
+
+describe('the main journey', () => {
+  let server;
+  let browser;
+  let page;
+  const email = uniqueEmail('web');
+  const password = newPassword();
+
+  before(async () => {
+    [server, browser] = await Promise.all([startUiServer(), launch()]);
+    page = await newPage(browser, server);
+  });
+
+  test('the app shell loads under the CSP and shows the login screen', async () => {
+    const res = await page.goto('/');
+    assert.match(res.headers()['content-security-policy'], /default-src 'self'/);
+    await page.waitForURL('**/login');
+    await page.getByRole('heading', { name: 'Log in' }).waitFor();
+    await screenshot(page, 'login');
+    assertClean(page);
+  });
+
+  test('sign up with a bad password shows the API error, then a good one signs in', async () => {
+    await page.goto('/signup');
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Password', { exact: true }).fill('short');
+    await page.getByRole('button', { name: 'Sign up' }).click();
+    const err = page.getByTestId('auth-error');
+    await err.waitFor();
+    assert.match(await err.textContent(), /password/i);
+    await screenshot(page, 'signup-error');
+    await signUpInUi(page, email, password);
+    await page.getByTestId('conn').filter({ hasText: 'Live' }).waitFor();
+    assertClean(page);
+  });
+
+  test('an answer streams and renders as Markdown with its terms', async () => {
+    await page.getByLabel('Your question').fill('What is photosynthesis?');
+    await page.getByRole('button', { name: 'Ask', exact: true }).click();
+    const answer = page.getByTestId('answer').last();
+    await answer.and(page.locator('[data-streaming="false"]')).waitFor();
+    assert.ok((await answer.locator('.md').textContent()).trim().length > 0, 'the answer has text');
+    const terms = answer.getByTestId('terms').getByRole('link');
+    assert.ok((await terms.count()) >= 1, 'extracted terms are shown');
+    assert.match(await terms.first().getAttribute('href'), /^\/graph\?node=/);
+    await screenshot(page, 'ask');
+    assertClean(page);
+  });
+
+  test('the graph shows the nodes, and new ones arrive live without a reload', async () => {
+    await page.getByRole('link', { name: 'Graph' }).click();
+    await page.waitForURL('**/graph');
+    const list = page.getByTestId('node-list');
+    await list.getByRole('button', { name: 'photosynthesis' }).waitFor();
+    // Another session of the same user asks; the graph hears graph.updated.
+    const other = await loginAs(server, email, password);
+    const r = await other.call('POST', '/api/v1/ask', { body: { text: 'What is mitochondrial respiration?' } });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const fresh = r.body.extracted_terms.filter((x) => x.is_new);
+    assert.ok(fresh.length > 0, 'the second question made new nodes');
+    for (const term of fresh) await list.getByRole('button', { name: term.term, exact: true }).waitFor();
+    // Click a node: the side panel shows its familiarity as text.
+    await list.getByRole('button', { name: 'photosynthesis' }).click();
+    const panel = page.getByTestId('node-panel');
+    await panel.getByRole('heading', { name: 'photosynthesis' }).waitFor();
+    assert.match(await panel.getByTestId('familiarity').textContent(), /Familiarity: \d+% \(/);
+    await screenshot(page, 'graph');
+    assertClean(page);
+  });
+
+  test('a reload keeps the session (refresh cookie) and the screen', async () => {
+    await page.reload();
+    await page.waitForURL('**/graph**');
+    await page.getByTestId('node-list').getByRole('button', { name: 'photosynthesis' }).waitFor();
+    assert.equal(new URL(page.url()).pathname, '/graph');
+    assertClean(page);
+  });
+
+  test('upload a Markdown note and watch it reach done', async () => {
+    await page.getByRole('link', { name: 'Documents' }).click();
+    await page.getByRole('heading', { name: 'Documents' }).waitFor();
+    await page.getByTestId('file-input').setInputFiles({ name: 'photosynthesis.md', mimeType: 'text/markdown', buffer: Buffer.from(NOTE) });
+    const doc = page.getByTestId('doc').filter({ hasText: 'photosynthesis.md' });
+    await doc.and(page.locator('[data-status="done"]')).waitFor({ timeout: 20000 });
+    assert.equal((await doc.getByTestId('doc-status').textContent()).trim(), 'done');
+    await screenshot(page, 'documents');
+    assertClean(page);
+  });
+
+  test('an answer cites the note; the citation opens the passage', async () => {
+    await page.getByRole('link', { name: 'Ask' }).click();
+    await page.getByLabel('Your question').fill('What does chlorophyll absorb?');
+    await page.getByRole('button', { name: 'Ask', exact: true }).click();
+    const answer = page.getByTestId('answer').last();
+    await answer.and(page.locator('[data-streaming="false"]')).waitFor();
+    const chip = answer.getByTestId('citations').getByRole('button').first();
+    await chip.click();
+    const dlg = page.getByTestId('citation-dialog');
+    await dlg.getByRole('heading', { name: 'Source 1' }).waitFor();
+    assert.match(await dlg.locator('blockquote').textContent(), /chlorophyll/i);
+    await screenshot(page, 'citation');
+    await page.keyboard.press('Escape');
+    await dlg.waitFor({ state: 'hidden' });
+    assertClean(page);
+  });
+
+  test('log out, a wrong password is refused clearly, the right one signs in', async () => {
+    await page.getByRole('button', { name: 'Log out' }).click();
+    await page.waitForURL('**/login');
+    await logInInUi(page, email, 'not-the-password-at-all');
+    const err = page.getByTestId('auth-error');
+    await err.waitFor();
+    assert.match(await err.textContent(), /email or password is wrong/);
+    await logInInUi(page, email, password);
+    await page.waitForURL('**/ask');
+    assertClean(page);
+  });
+
+  test('the language switch translates the interface', async () => {
+    await page.getByLabel('Language').first().selectOption('fr');
+    await page.getByRole('link', { name: 'Graphe' }).waitFor();
+    await page.getByLabel('Langue').first().selectOption('en');
+    await page.getByRole('link', { name: 'Graph' }).waitFor();
+    assertClean(page);
+  });
+});
