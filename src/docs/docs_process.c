@@ -29,6 +29,7 @@
 #include "services/ai/ai.h"
 #include "services/jobs/jobs.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -276,35 +277,55 @@ static void choose_title(struct run *r)
 
 /* ---- indexing ---- */
 
+/* Rows per multi-row INSERT: fewer round trips to PostgreSQL (8 rows of 8
+ * parameters: the store takes at most 64 per statement). */
+#define CHUNK_ROW   "(?, ?, ?, ?, ?, ?, ?, ?)"
+#define CHUNK_ROWS4 CHUNK_ROW ", " CHUNK_ROW ", " CHUNK_ROW ", " CHUNK_ROW
+#define CHUNK_ROWS8 CHUNK_ROWS4 ", " CHUNK_ROWS4
+#define VEC_ROW     "(?, ?, ?, ?, ?, ?)"
+#define VEC_ROWS4   VEC_ROW ", " VEC_ROW ", " VEC_ROW ", " VEC_ROW
+#define VEC_ROWS8   VEC_ROWS4 ", " VEC_ROWS4
+#define ROWS        8
+
+static void bind_chunk(struct db_stmt *st, int base, struct run *r, size_t i, int64_t now)
+{
+    const struct docs_chunk *ch = &r->chunks.items[i];
+    db_bind_text(st, base + 1, r->chunk_ids[i], (size_t)-1);
+    db_bind_text(st, base + 2, r->user_id, (size_t)-1);
+    db_bind_text(st, base + 3, r->id, (size_t)-1);
+    db_bind_int64(st, base + 4, (int64_t)i);
+    db_bind_text(st, base + 5, ch->text, (size_t)-1);
+    if (ch->page > 0)
+        db_bind_int64(st, base + 6, ch->page);
+    else
+        db_bind_null(st, base + 6);
+    db_bind_text(st, base + 7, ch->heading, (size_t)-1);
+    db_bind_int64(st, base + 8, now);
+}
+
 static int insert_chunks(struct db_conn *c, struct run *r)
 {
     int64_t now = clock_now_ms();
-    for (size_t i = 0; i < r->chunks.n; i++) {
-        const struct docs_chunk *ch = &r->chunks.items[i];
+    size_t i = 0;
+    int rc = LOCI_OK;
+    while (rc == LOCI_OK && i < r->chunks.n) {
+        bool is_batch = r->chunks.n - i >= ROWS;
         struct db_stmt *st = NULL;
-        int rc = db_prepare(c,
-                            "INSERT INTO chunks (id, user_id, document_id, ord, text, page, "
-                            "heading, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                            &st);
+        rc = db_prepare(c,
+                        is_batch ? "INSERT INTO chunks (id, user_id, document_id, ord, text, page, "
+                                   "heading, created_at) VALUES " CHUNK_ROWS8
+                                 : "INSERT INTO chunks (id, user_id, document_id, ord, text, page, "
+                                   "heading, created_at) VALUES " CHUNK_ROW,
+                        &st);
         if (rc)
-            return rc;
-        ids_uuid7(r->chunk_ids[i]);
-        db_bind_text(st, 1, r->chunk_ids[i], (size_t)-1);
-        db_bind_text(st, 2, r->user_id, (size_t)-1);
-        db_bind_text(st, 3, r->id, (size_t)-1);
-        db_bind_int64(st, 4, (int64_t)i);
-        db_bind_text(st, 5, ch->text, (size_t)-1);
-        if (ch->page > 0)
-            db_bind_int64(st, 6, ch->page);
-        else
-            db_bind_null(st, 6);
-        db_bind_text(st, 7, ch->heading, (size_t)-1);
-        db_bind_int64(st, 8, now);
+            break;
+        size_t k = is_batch ? ROWS : 1;
+        for (size_t j = 0; j < k; j++)
+            bind_chunk(st, (int)(8 * j), r, i + j, now);
         rc = db_run(st, NULL);
-        if (rc)
-            return rc;
+        i += k;
     }
-    return LOCI_OK;
+    return rc;
 }
 
 static int tx_index(struct db_conn *c, void *arg)
@@ -352,10 +373,64 @@ static void vec_le(const float *v, int dims, unsigned char *out)
     }
 }
 
+/* Vectors of chunks [first, first + n), each with its embedder. */
+struct vecs {
+    size_t first, n;
+    int dims;
+    float *v;              /* n * dims */
+    char (*embedder)[192]; /* per chunk */
+};
+
+static void vecs_release(struct vecs *vs)
+{
+    xfree(vs->v);
+    xfree(vs->embedder);
+    memset(vs, 0, sizeof(*vs));
+}
+
+/* Embed chunks [first, first + n) into vs, EMBED_BATCH at a time. */
+static int embed_range(struct run *r, size_t first, size_t n, struct vecs *vs,
+                       struct ai_failure *why)
+{
+    memset(vs, 0, sizeof(*vs));
+    vs->first = first;
+    for (size_t done = 0; done < n;) {
+        if (is_cancelled(r))
+            return LOCI_ENOTFOUND;
+        size_t k = n - done < EMBED_BATCH ? n - done : EMBED_BATCH;
+        const char *texts[EMBED_BATCH];
+        size_t lens[EMBED_BATCH];
+        for (size_t i = 0; i < k; i++) {
+            texts[i] = r->chunks.items[first + done + i].text;
+            lens[i] = strlen(texts[i]);
+        }
+        struct ai_vectors av;
+        memset(&av, 0, sizeof(av));
+        int rc = ai_embed(r->d->o.ai, texts, lens, k, r->log, &av, why);
+        if (rc == LOCI_OK && (av.n != k || av.dims <= 0 || (vs->dims && av.dims != vs->dims)))
+            rc = LOCI_EIO;
+        if (rc) {
+            ai_vectors_release(&av);
+            return rc;
+        }
+        if (!vs->v) {
+            vs->dims = av.dims;
+            vs->v = xmalloc(n * (size_t)av.dims * sizeof(float));
+            vs->embedder = xcalloc(n, sizeof(*vs->embedder));
+        }
+        memcpy(vs->v + done * (size_t)vs->dims, av.v, k * (size_t)vs->dims * sizeof(float));
+        for (size_t i = 0; i < k; i++)
+            snprintf(vs->embedder[done + i], sizeof(vs->embedder[0]), "%s", av.embedder);
+        ai_vectors_release(&av);
+        done += k;
+        vs->n = done;
+    }
+    return LOCI_OK;
+}
+
 struct vec_tx {
     struct run *r;
-    size_t first; /* chunk index of the batch */
-    const struct ai_vectors *vs;
+    const struct vecs *vs;
     double progress;
 };
 
@@ -363,68 +438,113 @@ static int tx_vectors(struct db_conn *c, void *arg)
 {
     struct vec_tx *t = arg;
     struct run *r = t->r;
+    const struct vecs *vs = t->vs;
     int rc = stage(c, r, "indexing", t->progress);
     if (rc)
         return rc;
-    size_t bytes = (size_t)t->vs->dims * 4;
-    unsigned char *blob = xmalloc(bytes);
-    for (size_t i = 0; i < t->vs->n && rc == LOCI_OK; i++) {
+    size_t bytes = (size_t)vs->dims * 4;
+    unsigned char *blob = xmalloc(bytes * ROWS);
+    size_t i = 0;
+    while (rc == LOCI_OK && i < vs->n) {
+        bool is_batch = vs->n - i >= ROWS;
         struct db_stmt *st = NULL;
         rc = db_prepare(c,
-                        "INSERT INTO chunk_vectors (chunk_id, user_id, document_id, embedder, "
-                        "dims, vec) VALUES (?, ?, ?, ?, ?, ?)",
+                        is_batch ? "INSERT INTO chunk_vectors (chunk_id, user_id, document_id, "
+                                   "embedder, dims, vec) VALUES " VEC_ROWS8
+                                 : "INSERT INTO chunk_vectors (chunk_id, user_id, document_id, "
+                                   "embedder, dims, vec) VALUES " VEC_ROW,
                         &st);
         if (rc)
             break;
-        vec_le(t->vs->v + i * (size_t)t->vs->dims, t->vs->dims, blob);
-        db_bind_text(st, 1, r->chunk_ids[t->first + i], (size_t)-1);
-        db_bind_text(st, 2, r->user_id, (size_t)-1);
-        db_bind_text(st, 3, r->id, (size_t)-1);
-        db_bind_text(st, 4, t->vs->embedder, (size_t)-1);
-        db_bind_int64(st, 5, t->vs->dims);
-        db_bind_blob(st, 6, blob, bytes);
+        size_t k = is_batch ? ROWS : 1;
+        for (size_t j = 0; j < k; j++) {
+            int base = (int)(6 * j);
+            vec_le(vs->v + (i + j) * (size_t)vs->dims, vs->dims, blob + j * bytes);
+            db_bind_text(st, base + 1, r->chunk_ids[vs->first + i + j], (size_t)-1);
+            db_bind_text(st, base + 2, r->user_id, (size_t)-1);
+            db_bind_text(st, base + 3, r->id, (size_t)-1);
+            db_bind_text(st, base + 4, vs->embedder[i + j], (size_t)-1);
+            db_bind_int64(st, base + 5, vs->dims);
+            db_bind_blob(st, base + 6, blob + j * bytes, bytes);
+        }
         rc = db_run(st, NULL);
+        i += k;
     }
     xfree(blob);
     return rc;
 }
 
-static int embed_all(struct run *r)
+static int store_vectors(struct run *r, const struct vecs *vs)
 {
-    size_t n = r->chunks.n;
-    for (size_t first = 0; first < n; first += EMBED_BATCH) {
-        if (is_cancelled(r))
-            return LOCI_ENOTFOUND;
-        size_t k = n - first < EMBED_BATCH ? n - first : EMBED_BATCH;
-        const char *texts[EMBED_BATCH];
-        size_t lens[EMBED_BATCH];
-        for (size_t i = 0; i < k; i++) {
-            texts[i] = r->chunks.items[first + i].text;
-            lens[i] = strlen(texts[i]);
-        }
-        struct ai_vectors vs;
-        memset(&vs, 0, sizeof(vs));
+    double f = 0.35 + 0.45 * (double)(vs->first + vs->n) / (double)r->chunks.n;
+    struct vec_tx t = {r, vs, f};
+    int rc = db_tx(r->d->o.db, tx_vectors, &t);
+    if (rc == LOCI_OK)
+        progress(r, f, "embedding");
+    return rc;
+}
+
+/* The first chunks are embedded on a thread of their own while the index
+ * transaction runs (the full-text work is the database's, the embedding
+ * ours: two cores busy instead of one); at most this many, so the
+ * vectors held in memory stay small. */
+#define EMBED_AHEAD 8192
+
+struct ahead {
+    struct run *r;
+    size_t n;
+    struct vecs vs;
+    struct ai_failure why;
+    int rc;
+};
+
+static void *embed_ahead(void *arg)
+{
+    struct ahead *a = arg;
+    a->rc = embed_range(a->r, 0, a->n, &a->vs, &a->why);
+    return NULL;
+}
+
+/* Index the chunks and embed them: LOCI_ENOTFOUND when the document is no
+ * longer this run's. */
+static int index_and_embed(struct run *r)
+{
+    struct ahead a = {.r = r, .n = r->chunks.n < EMBED_AHEAD ? r->chunks.n : EMBED_AHEAD};
+    pthread_t th;
+    bool is_threaded = pthread_create(&th, NULL, embed_ahead, &a) == 0;
+    int rc = db_tx(r->d->o.db, tx_index, r);
+    if (is_threaded)
+        pthread_join(th, NULL);
+    else if (rc == LOCI_OK)
+        embed_ahead(&a);
+    if (rc == LOCI_OK)
+        progress(r, 0.35, "embedding");
+    if (rc == LOCI_OK && a.rc) {
+        rc = a.rc;
+        if (rc != LOCI_ENOTFOUND)
+            log_warn(r->log, "document '%s': embedding failed (%s: %s)", r->id, a.why.reason,
+                     a.why.message);
+    }
+    if (rc == LOCI_OK)
+        rc = store_vectors(r, &a.vs);
+    vecs_release(&a.vs);
+    /* the rest, if the document is that long: one batch at a time */
+    for (size_t first = a.n; rc == LOCI_OK && first < r->chunks.n; first += EMBED_BATCH) {
+        size_t k = r->chunks.n - first < EMBED_BATCH ? r->chunks.n - first : EMBED_BATCH;
+        struct vecs vs;
         struct ai_failure why;
         memset(&why, 0, sizeof(why));
-        int rc = ai_embed(r->d->o.ai, texts, lens, k, r->log, &vs, &why);
-        if (rc == LOCI_OK && (vs.n != k || vs.dims <= 0))
-            rc = LOCI_EIO;
-        if (rc) {
+        rc = embed_range(r, first, k, &vs, &why);
+        if (rc == LOCI_OK)
+            rc = store_vectors(r, &vs);
+        else if (rc != LOCI_ENOTFOUND)
             log_warn(r->log, "document '%s': embedding failed (%s: %s)", r->id, why.reason,
                      why.message);
-            ai_vectors_release(&vs);
-            return rc;
-        }
-        double f = 0.35 + 0.45 * (double)(first + k) / (double)n;
-        struct vec_tx t = {r, first, &vs, f};
-        rc = db_tx(r->d->o.db, tx_vectors, &t);
-        ai_vectors_release(&vs);
-        if (rc)
-            return rc;
-        progress(r, f, "embedding");
+        vecs_release(&vs);
     }
-    search_vectors_changed(r->d->o.search, r->user_id);
-    return LOCI_OK;
+    if (rc == LOCI_OK)
+        search_vectors_changed(r->d->o.search, r->user_id);
+    return rc;
 }
 
 /* The start of the text for the model, markers removed, at most
@@ -594,12 +714,10 @@ static int run_doc(struct run *r)
         return fail_doc(r, "empty_document", "the document has no text");
     choose_title(r);
     r->chunk_ids = xcalloc(r->chunks.n, sizeof(*r->chunk_ids));
+    for (size_t i = 0; i < r->chunks.n; i++)
+        ids_uuid7(r->chunk_ids[i]);
     r->t_index = clock_mono_ns();
-    rc = db_tx(r->d->o.db, tx_index, r);
-    if (rc)
-        return rc == LOCI_ENOTFOUND ? LOCI_OK : rc;
-    progress(r, 0.35, "embedding");
-    rc = embed_all(r);
+    rc = index_and_embed(r);
     if (rc)
         return rc == LOCI_ENOTFOUND ? LOCI_OK : rc;
     progress(r, 0.85, "summarising");
@@ -649,8 +767,9 @@ static int handle_process(struct job *j, void *arg)
     r.log = job_log(j);
     snprintf(r.run_id, sizeof(r.run_id), "%s", job_id(j));
     int rc = run_doc(&r);
-    if (rc && rc != LOCI_ECONFLICT && job_attempt(j) >= DOCS__MAX_ATTEMPTS) {
-        /* the last attempt: a final status rather than a document stuck in "indexing" */
+    bool is_permanent = rc == LOCI_EINVAL || rc == LOCI_ENOTFOUND || rc == LOCI_EUNPROCESSABLE;
+    if (rc && rc != LOCI_ECONFLICT && (is_permanent || job_attempt(j) >= DOCS__MAX_ATTEMPTS)) {
+        /* no retry will come: a final status rather than a document stuck in "indexing" */
         job_set_error(j, "%s", loci_err_message(rc));
         if (fail_doc(&r, "index_failed", loci_err_message(rc)) == LOCI_OK)
             rc = LOCI_OK;

@@ -444,6 +444,33 @@ static void life_of_a_document(const char *url)
     json_decref(doc);
     CHECK_INT(count(e.db, "SELECT COUNT(*) FROM chunks WHERE document_id = ?", id), ==, chunks);
 
+    /* a long document: chunks and vectors go in several rows per statement */
+    struct buf longtext;
+    buf_init(&longtext, 1 << 20);
+    sentences(&longtext, 0, 330); /* 3630 words: about a dozen chunks */
+    CHECK_INT(upload(&e, "u1", "long.txt", NULL, longtext.p, longtext.len, &doc, &why), ==,
+              LOCI_OK);
+    char long_id[UUID_STR_LEN];
+    snprintf(long_id, sizeof(long_id), "%s", str_of(doc, "id"));
+    json_decref(doc);
+    buf_release(&longtext);
+    CHECK_INT(docs_process_now(e.docs, "u1", long_id, NULL, NULL), ==, LOCI_OK);
+    doc = get(&e, "u1", long_id);
+    CHECK_STR(str_of(doc, "status"), "done");
+    int64_t long_chunks = json_integer_value(json_object_get(doc, "chunk_count"));
+    json_decref(doc);
+    CHECK(long_chunks >= 9 && long_chunks % 8 != 0); /* whole batches and a rest */
+    CHECK_INT(count(e.db, "SELECT COUNT(*) FROM chunks WHERE document_id = ?", long_id), ==,
+              long_chunks);
+    CHECK_INT(count(e.db, "SELECT COUNT(*) FROM chunk_vectors WHERE document_id = ?", long_id), ==,
+              long_chunks);
+    CHECK_INT(count(e.db, "SELECT COUNT(DISTINCT ord) FROM chunks WHERE document_id = ?", long_id),
+              ==, long_chunks);
+    if (strncmp(url, "sqlite", 6) == 0)
+        CHECK_INT(count(e.db, "SELECT COUNT(*) FROM chunks_fts WHERE document_id = ?", long_id), ==,
+                  long_chunks);
+    CHECK_INT(docs_delete(e.docs, "u1", long_id), ==, LOCI_OK);
+
     /* delete: u1's rows go, the blob stays while u2 holds the same bytes */
     CHECK_INT(docs_delete(e.docs, "u1", id), ==, LOCI_OK);
     CHECK(get(&e, "u1", id) == NULL);
@@ -452,7 +479,7 @@ static void life_of_a_document(const char *url)
     if (strncmp(url, "sqlite", 6) == 0)
         CHECK_INT(count(e.db, "SELECT COUNT(*) FROM chunks_fts WHERE document_id = ?", id), ==, 0);
     CHECK_INT(count(e.db, "SELECT COUNT(*) FROM events WHERE type = 'document.deleted'", NULL), ==,
-              1);
+              2); /* the long one, then this one */
     CHECK_INT(blob_files(e.blob_dir), ==, 1);
     CHECK_INT(docs_delete(e.docs, "u1", id), ==, LOCI_ENOTFOUND);
     CHECK_INT(docs_delete(e.docs, "u2", other_id), ==, LOCI_OK);
