@@ -21,6 +21,8 @@ CREATE TABLE cards (
     updated_at     INTEGER NOT NULL
 );
 CREATE INDEX cards_user_due ON cards (user_id, due, node_id);
+-- the decay job walks every card in (user_id, node_id) order
+CREATE INDEX cards_user_node ON cards (user_id, node_id);
 
 -- Append-only. source: 'review' (POST /reviews), 'self' (a manual
 -- familiarity), 'quiz' (a graded quiz answer).

@@ -93,15 +93,14 @@ static int tx_decay_batch(struct db_conn *c, void *arg)
     int rc = db_prepare(c,
                         "SELECT c.user_id, c.node_id, c.state, c.stability, c.last_review, "
                         "n.familiarity FROM cards c JOIN nodes n ON n.id = c.node_id "
-                        "WHERE c.user_id > ? OR (c.user_id = ? AND c.node_id > ?) "
+                        "WHERE (c.user_id, c.node_id) > (?, ?) "
                         "ORDER BY c.user_id, c.node_id LIMIT ?",
                         &st);
     if (rc)
         goto out;
     db_bind_text(st, 1, b->after_user, (size_t)-1);
-    db_bind_text(st, 2, b->after_user, (size_t)-1);
-    db_bind_text(st, 3, b->after_node, (size_t)-1);
-    db_bind_int64(st, 4, b->batch);
+    db_bind_text(st, 2, b->after_node, (size_t)-1);
+    db_bind_int64(st, 3, b->batch);
     /* Collect first: the updates must not run while the select is open on
      * the same PostgreSQL connection's portal. */
     struct row {
