@@ -2,12 +2,13 @@
 // weekly clustering, summed edges between clusters). Runs on SQLite, and on
 // PostgreSQL when one is configured.
 //
-// Clustering itself is a weekly job (unit-tested in tests/unit/learn);
-// here its result is put in with SQL, as the job would leave it.
+// The first test puts a clustering result in with SQL, as the job would
+// leave it; the second runs the graph.compress job itself.
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { pg } from './lib/pg.mjs';
-import { cleanup, startServer } from './lib/server.mjs';
+import { cleanup, sleep, startServer } from './lib/server.mjs';
 import { AUTH_TEST_ARGS, dbQuery, expectStatus, signupAndLogin } from './lib/users.mjs';
 
 after(cleanup);
@@ -17,6 +18,20 @@ const ARGS = [...AUTH_TEST_ARGS, '--rate-api-burst', '100000', '--rate-api-per-m
 async function note(user, term, summary) {
   const body = summary === undefined ? { term } : { term, summary };
   return expectStatus(await user.call('POST', '/api/v1/nodes', { body }), 201, null, `note ${term}`).body;
+}
+
+/** Enqueue a job as the scheduler would and wait for it to complete. */
+async function runJob(s, type) {
+  const id = randomUUID();
+  const now = Date.now();
+  await dbQuery(s, `INSERT INTO jobs (id, type, payload, status, run_at, created_at, updated_at) VALUES ('${id}', '${type}', '{}', 'queued', ${now}, ${now}, ${now})`);
+  for (let i = 0; i < 200; i++) {
+    const [status] = await dbQuery(s, `SELECT status FROM jobs WHERE id = '${id}'`);
+    if (status === 'completed') return;
+    if (status === 'dead') assert.fail(`${type} died: ${(await dbQuery(s, `SELECT last_error FROM jobs WHERE id = '${id}'`))[0]}`);
+    await sleep(50);
+  }
+  assert.fail(`${type} did not finish`);
 }
 
 async function sqlEdge(s, user, a, b, weight) {
@@ -87,5 +102,51 @@ for (const backend of ['sqlite', 'postgres']) {
         assert.ok(['collapsed', 'cluster', 'limit'].includes(r.body.error.field), q);
       }
     });
+
+    test('the graph.compress job clusters each learner\'s graph, labels clusters, announces the moves', async (t) => {
+      if (!s) return t.skip('no PostgreSQL');
+      const carol = await signupAndLogin(s);
+      const a = [];
+      const b = [];
+      for (const term of ['Alpha one', 'Alpha two', 'Alpha three', 'Alpha four']) a.push(await note(carol, term));
+      for (const term of ['Beta one', 'Beta two', 'Beta three', 'Beta four']) b.push(await note(carol, term));
+      for (const g of [a, b]) for (let i = 0; i < g.length; i++) for (let j = i + 1; j < g.length; j++) await sqlEdge(s, carol, g[i].id, g[j].id, 2 + i);
+      await sqlEdge(s, carol, a[0].id, b[0].id, 0.5);
+      const before = (await dbQuery(s, `SELECT COUNT(*) FROM events WHERE user_id = '${carol.id}' AND type = 'graph.updated'`))[0];
+
+      await runJob(s, 'graph.compress');
+      const g = expectStatus(await carol.call('GET', '/api/v1/graph?collapsed=true'), 200).body;
+      assert.equal(g.unclustered, 0);
+      assert.deepEqual(
+        g.clusters.map((c) => c.member_count),
+        [4, 4],
+      );
+      const alpha = g.clusters.find((c) => c.label.startsWith('Alpha'));
+      assert.ok(alpha && alpha.label.split(', ').length === 3 && alpha.label.split(', ').every((x) => x.startsWith('Alpha')), JSON.stringify(g.clusters));
+      assert.deepEqual(
+        g.edges.map((e) => [e.weight, e.count]),
+        [[0.5, 1]],
+      );
+      const node = expectStatus(await carol.call('GET', `/api/v1/nodes/${a[1].id}`), 200).body;
+      assert.equal(node.cluster, alpha.id);
+      const ev = (await dbQuery(s, `SELECT data FROM events WHERE user_id = '${carol.id}' AND type = 'graph.updated' ORDER BY "offset" DESC LIMIT 1`)).map((x) => JSON.parse(x))[0];
+      assert.equal(ev.reason, 'graph.clustered');
+      assert.equal(ev.nodes.length, 8);
+      assert.equal(Number((await dbQuery(s, `SELECT COUNT(*) FROM events WHERE user_id = '${carol.id}' AND type = 'graph.updated'`))[0]), Number(before) + 1);
+      // The slice by cluster draws one community.
+      const slice = expectStatus(await carol.call('GET', `/api/v1/graph?cluster=${alpha.id}`), 200).body;
+      assert.deepEqual(new Set(slice.nodes.map((n) => n.id)), new Set(a.map((n) => n.id)));
+
+      // Again: same clusters, same ids, no event.
+      await runJob(s, 'graph.compress');
+      const again = expectStatus(await carol.call('GET', '/api/v1/graph?collapsed=true'), 200).body;
+      assert.deepEqual(new Set(again.clusters.map((c) => c.id)), new Set(g.clusters.map((c) => c.id)));
+      assert.equal(Number((await dbQuery(s, `SELECT COUNT(*) FROM events WHERE user_id = '${carol.id}' AND type = 'graph.updated'`))[0]), Number(before) + 1);
+    });
   });
 }
+
+test('the compress_graph schedule is known by name (it can be overridden)', async () => {
+  const other = await startServer({ args: [...ARGS, '--schedules', 'compress_graph=30 5 * * 0'] });
+  await other.stop();
+});
