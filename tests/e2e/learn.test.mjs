@@ -25,7 +25,7 @@ async function runJob(s, type) {
   const id = randomUUID();
   const now = Date.now();
   await dbQuery(s, `INSERT INTO jobs (id, type, payload, status, run_at, created_at, updated_at) VALUES ('${id}', '${type}', '{}', 'queued', ${now}, ${now}, ${now})`);
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < 600; i++) {
     const [status] = await dbQuery(s, `SELECT status FROM jobs WHERE id = '${id}'`);
     if (status === 'completed') return;
     if (status === 'dead') assert.fail(`${type} died: ${(await dbQuery(s, `SELECT last_error FROM jobs WHERE id = '${id}'`))[0]}`);

@@ -51,7 +51,7 @@ const TERMS = [
 
 /** Poll the quiz until it is no longer building. */
 async function builtQuiz(user, id) {
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < 600; i++) {
     const q = expectStatus(await user.call('GET', `/api/v1/quizzes/${id}`), 200).body;
     if (q.status !== 'building') return q;
     await sleep(50);
