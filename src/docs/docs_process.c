@@ -3,10 +3,11 @@
  * file to a searchable, summarised part of the learner's graph.
  *
  *   parsing   the file in the sandboxed child (services/parse)
- *   indexing  chunks + full-text rows in one transaction; embeddings
- *             through the AI gateway in batches, each batch stored in its
- *             own transaction; a summary and key terms from the first
- *             ~20 KB of text
+ *   indexing  chunks + full-text rows in one transaction while a second
+ *             thread embeds the chunks through the AI gateway (the
+ *             database's full-text work and our embedding overlap), then
+ *             the vectors in one transaction; a summary and key terms from
+ *             the first ~20 KB of text
  *   done      the graph (the document's root node, its key terms linked
  *             to it), the ledger and `document.indexed` in one transaction
  *             with the job's completion
