@@ -182,7 +182,7 @@ export async function dbQuery(server, sql) {
   const isPg = server.dbUrl && /^postgres(ql)?:/.test(server.dbUrl);
   const r = isPg
     ? await run('psql', ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-d', server.dbUrl, '-c', sql])
-    : await run('sqlite3', [join(server.dataDir, 'loci.db'), sql]);
+    : await run('sqlite3', ['-cmd', '.timeout 10000', join(server.dataDir, 'loci.db'), sql]);
   assert.equal(r.code, 0, `query ${sql} failed: ${r.stderr}`);
   return r.stdout.split('\n').filter((l) => l.length > 0);
 }
