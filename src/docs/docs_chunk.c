@@ -286,6 +286,9 @@ int docs_chunk(const char *text, size_t n, const struct docs_chunk_opts *opts,
             const struct unit *x = &u.v[j];
             if (j > i && x->is_heading && words >= o.min_words)
                 break;
+            /* a chunk stays on one page, so a citation names the page */
+            if (j > i && x->page != u.v[i].page)
+                break;
             if (j > i && words + x->words > o.max_words)
                 break;
             words += x->words;
@@ -302,7 +305,7 @@ int docs_chunk(const char *text, size_t n, const struct docs_chunk_opts *opts,
         int ov = 0;
         if (!u.v[j].is_heading) {
             while (k - 1 > i && ov < o.overlap_words && !u.v[k - 1].is_heading &&
-                   ov + u.v[k - 1].words <= o.max_words / 2) {
+                   u.v[k - 1].page == u.v[j].page && ov + u.v[k - 1].words <= o.max_words / 2) {
                 k--;
                 ov += u.v[k].words;
             }
