@@ -1,24 +1,11 @@
 // An accessibility scan (axe-core) of every screen, signed out and in, in
 // English and French: no serious or critical violations.
-import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import { after, before, describe, test } from 'node:test';
 import { cleanup } from '../e2e/lib/server.mjs';
 import { newPassword, uniqueEmail } from '../e2e/lib/users.mjs';
-import { assertClean, launch, newPage, signUpInUi, startUiServer } from './lib/browser.mjs';
+import { assertClean, axeScan as scan, launch, newPage, signUpInUi, startUiServer } from './lib/browser.mjs';
 
 after(cleanup);
-const axeSource = createRequire(import.meta.url)('axe-core').source;
-
-async function scan(page, what) {
-  // Runtime evaluation by the driver is not subject to the page's CSP.
-  if (!(await page.evaluate(() => typeof window.axe !== 'undefined'))) await page.evaluate(axeSource);
-  const res = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
-  const bad = res.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  const report = bad.map((v) => `${v.impact} ${v.id}: ${v.help}\n  ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join('\n  ')}`);
-  assert.deepEqual(report, [], `${what}: no serious or critical accessibility violations`);
-}
-
 describe('accessibility', () => {
   let server;
   let page;

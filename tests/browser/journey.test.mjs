@@ -33,11 +33,15 @@ describe('the main journey', () => {
     page = await newPage(browser, server);
   });
 
-  test('the app shell loads under the CSP and shows the login screen', async () => {
+  test('the app shell loads under the CSP and shows the login screen', async (t) => {
+    const t0 = Date.now();
     const res = await page.goto('/');
     assert.match(res.headers()['content-security-policy'], /default-src 'self'/);
     await page.waitForURL('**/login');
     await page.getByRole('heading', { name: 'Log in' }).waitFor();
+    const ms = Date.now() - t0;
+    t.diagnostic(`app shell rendered in ${ms} ms (cold browser cache)`);
+    assert.ok(ms < 3000, `app shell in ${ms} ms (target 1 s)`);
     await screenshot(page, 'login');
     assertClean(page);
   });

@@ -4,6 +4,7 @@
 // and CSP violations; a test calls assertClean(page) to fail on any.
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -102,4 +103,16 @@ export async function logInInUi(page, email, password) {
   await page.getByLabel('Email').fill(email);
   await page.getByLabel('Password', { exact: true }).fill(password);
   await page.getByRole('button', { name: 'Log in' }).click();
+}
+
+const axeSource = createRequire(import.meta.url)('axe-core').source;
+
+/** Run axe-core on the page; fail on serious or critical violations. */
+export async function axeScan(page, what) {
+  // Runtime evaluation by the driver is not subject to the page's CSP.
+  if (!(await page.evaluate(() => typeof window.axe !== 'undefined'))) await page.evaluate(axeSource);
+  const res = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+  const bad = res.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  const report = bad.map((v) => `${v.impact} ${v.id}: ${v.help}\n  ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join('\n  ')}`);
+  assert.deepEqual(report, [], `${what}: no serious or critical accessibility violations`);
 }
