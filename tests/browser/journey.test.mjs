@@ -1,10 +1,11 @@
 // The main journey in a real browser: sign up, ask with the offline engine
 // and watch the answer stream and render, see new nodes arrive in the graph
 // over the WebSocket without a reload, keep the session across a reload,
-// upload a Markdown note and watch it reach "done", get an answer that cites
-// it, log out and back in.
+// upload a Markdown note and a PDF and watch both reach "done", get answers
+// that cite them (a page of the PDF), log out and back in.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { makePdf, PAGE_TEXT } from '../e2e/lib/docs.mjs';
 import { cleanup } from '../e2e/lib/server.mjs';
 import { loginAs, newPassword, uniqueEmail } from '../e2e/lib/users.mjs';
 import { assertClean, launch, logInInUi, newPage, screenshot, signUpInUi, startUiServer } from './lib/browser.mjs';
@@ -102,13 +103,19 @@ describe('the main journey', () => {
     assertClean(page);
   });
 
-  test('upload a Markdown note and watch it reach done', async () => {
+  test('upload a Markdown note and a PDF at once and watch both reach done', async () => {
     await page.getByRole('link', { name: 'Documents' }).click();
     await page.getByRole('heading', { name: 'Documents' }).waitFor();
-    await page.getByTestId('file-input').setInputFiles({ name: 'photosynthesis.md', mimeType: 'text/markdown', buffer: Buffer.from(NOTE) });
+    await page.getByTestId('file-input').setInputFiles([
+      { name: 'photosynthesis.md', mimeType: 'text/markdown', buffer: Buffer.from(NOTE) },
+      { name: 'cells.pdf', mimeType: 'application/pdf', buffer: makePdf(PAGE_TEXT) },
+    ]);
     const doc = page.getByTestId('doc').filter({ hasText: 'photosynthesis.md' });
     await doc.and(page.locator('[data-status="done"]')).waitFor({ timeout: 20000 });
     assert.equal((await doc.getByTestId('doc-status').textContent()).trim(), 'done');
+    const pdf = page.getByTestId('doc').filter({ hasText: 'cells.pdf' });
+    await pdf.and(page.locator('[data-status="done"]')).waitFor({ timeout: 20000 });
+    assert.match(await pdf.textContent(), /Pages: 3/);
     await screenshot(page, 'documents');
     assertClean(page);
   });
@@ -127,6 +134,36 @@ describe('the main journey', () => {
     await screenshot(page, 'citation');
     await page.keyboard.press('Escape');
     await dlg.waitFor({ state: 'hidden' });
+    assertClean(page);
+  });
+
+  test('an answer cites a page of the PDF', async () => {
+    await page.getByLabel('Your question').fill('What do ribosomes translate into proteins?');
+    await page.getByRole('button', { name: 'Ask', exact: true }).click();
+    const answer = page.getByTestId('answer').last();
+    await answer.and(page.locator('[data-streaming="false"]')).waitFor();
+    await answer.getByTestId('citations').getByRole('button', { name: /cells\.pdf/ }).first().click();
+    const dlg = page.getByTestId('citation-dialog');
+    await dlg.getByText('Page 3').waitFor();
+    assert.match(await dlg.locator('blockquote').textContent(), /Ribosomes/);
+    await page.keyboard.press('Escape');
+    await dlg.waitFor({ state: 'hidden' });
+    assertClean(page);
+  });
+
+  test('a conversation is kept: a new one starts empty, the old one reopens', async () => {
+    const count = await page.getByTestId('answer').count();
+    assert.ok(count >= 2, `${count} answers in this conversation`);
+    assert.match(page.url(), /\/ask\?c=/, 'the address names the conversation');
+    await page.reload();
+    await page.getByTestId('answer').nth(count - 1).waitFor();
+    assert.equal(await page.getByTestId('answer').count(), count, 'a reload reopens the thread');
+    await page.getByRole('button', { name: 'New conversation' }).click();
+    await page.getByTestId('answer').first().waitFor({ state: 'detached' });
+    await page.getByRole('complementary', { name: 'Conversations' }).getByRole('button', { name: 'What does chlorophyll absorb?' }).click();
+    await page.getByTestId('answer').nth(count - 1).waitFor();
+    assert.equal(await page.getByTestId('answer').count(), count);
+    assert.ok((await page.getByTestId('answer').last().getByTestId('citations').getByRole('button').count()) >= 1, 'citations come back too');
     assertClean(page);
   });
 
