@@ -1,18 +1,19 @@
 // An accessibility scan (axe-core) of every screen, signed out and in, in
-// English and French: no serious or critical violations.
+// English and French, light and dark: no serious or critical violations.
 import { after, before, describe, test } from 'node:test';
 import { cleanup } from '../e2e/lib/server.mjs';
 import { newPassword, uniqueEmail } from '../e2e/lib/users.mjs';
 import { assertClean, axeScan as scan, launch, newPage, signUpInUi, startUiServer } from './lib/browser.mjs';
 
 after(cleanup);
-describe('accessibility', () => {
+for (const scheme of ['light', 'dark']) describe(`accessibility (${scheme})`, () => {
   let server;
   let page;
   before(async () => {
     let browser;
     [server, browser] = await Promise.all([startUiServer(), launch()]);
     page = await newPage(browser, server);
+    await page.emulateMedia({ colorScheme: scheme });
   });
 
   test('signed out: log in and sign up', async () => {
