@@ -229,7 +229,8 @@ static int load(struct run *r, bool *out_is_mine)
 
 /* Parse the stored file. LOCI_OK with r->pr filled (maybe with an
  * error_code), or an error when the file cannot even be read. */
-static int parse_file(struct run *r)
+static int parse_file(struct run *r, void (*page_fn)(void *, int, const char *, size_t),
+                      void *page_arg)
 {
     int fd = -1;
     uint64_t size = 0;
@@ -258,6 +259,8 @@ static int parse_file(struct run *r)
         .max_pages = r->d->o.max_pages,
         .is_cancelled = is_cancelled,
         .cancel_arg = r,
+        .on_page = t.kind == PARSE_PDF ? page_fn : NULL,
+        .page_arg = page_arg,
     };
     rc = parse_run(fd, &t, &o, &r->pr);
     close(fd);
@@ -389,44 +392,46 @@ static void vecs_release(struct vecs *vs)
     memset(vs, 0, sizeof(*vs));
 }
 
+/* Append the vectors of the next k chunks (those after vs's) to vs. */
+static int embed_more(struct run *r, struct vecs *vs, size_t k, struct ai_failure *why)
+{
+    if (is_cancelled(r))
+        return LOCI_ENOTFOUND;
+    size_t first = vs->first + vs->n;
+    const char *texts[EMBED_BATCH];
+    size_t lens[EMBED_BATCH];
+    for (size_t i = 0; i < k; i++) {
+        texts[i] = r->chunks.items[first + i].text;
+        lens[i] = strlen(texts[i]);
+    }
+    struct ai_vectors av;
+    memset(&av, 0, sizeof(av));
+    int rc = ai_embed(r->d->o.ai, texts, lens, k, r->log, &av, why);
+    if (rc == LOCI_OK && (av.n != k || av.dims <= 0 || (vs->dims && av.dims != vs->dims)))
+        rc = LOCI_EIO;
+    if (rc == LOCI_OK) {
+        vs->dims = av.dims;
+        vs->v = xrealloc(vs->v, (vs->n + k) * (size_t)vs->dims * sizeof(float));
+        vs->embedder = xrealloc(vs->embedder, (vs->n + k) * sizeof(*vs->embedder));
+        memcpy(vs->v + vs->n * (size_t)vs->dims, av.v, k * (size_t)vs->dims * sizeof(float));
+        for (size_t i = 0; i < k; i++)
+            snprintf(vs->embedder[vs->n + i], sizeof(vs->embedder[0]), "%s", av.embedder);
+        vs->n += k;
+    }
+    ai_vectors_release(&av);
+    return rc;
+}
+
 /* Embed chunks [first, first + n) into vs, EMBED_BATCH at a time. */
 static int embed_range(struct run *r, size_t first, size_t n, struct vecs *vs,
                        struct ai_failure *why)
 {
     memset(vs, 0, sizeof(*vs));
     vs->first = first;
-    for (size_t done = 0; done < n;) {
-        if (is_cancelled(r))
-            return LOCI_ENOTFOUND;
-        size_t k = n - done < EMBED_BATCH ? n - done : EMBED_BATCH;
-        const char *texts[EMBED_BATCH];
-        size_t lens[EMBED_BATCH];
-        for (size_t i = 0; i < k; i++) {
-            texts[i] = r->chunks.items[first + done + i].text;
-            lens[i] = strlen(texts[i]);
-        }
-        struct ai_vectors av;
-        memset(&av, 0, sizeof(av));
-        int rc = ai_embed(r->d->o.ai, texts, lens, k, r->log, &av, why);
-        if (rc == LOCI_OK && (av.n != k || av.dims <= 0 || (vs->dims && av.dims != vs->dims)))
-            rc = LOCI_EIO;
-        if (rc) {
-            ai_vectors_release(&av);
-            return rc;
-        }
-        if (!vs->v) {
-            vs->dims = av.dims;
-            vs->v = xmalloc(n * (size_t)av.dims * sizeof(float));
-            vs->embedder = xcalloc(n, sizeof(*vs->embedder));
-        }
-        memcpy(vs->v + done * (size_t)vs->dims, av.v, k * (size_t)vs->dims * sizeof(float));
-        for (size_t i = 0; i < k; i++)
-            snprintf(vs->embedder[done + i], sizeof(vs->embedder[0]), "%s", av.embedder);
-        ai_vectors_release(&av);
-        done += k;
-        vs->n = done;
-    }
-    return LOCI_OK;
+    int rc = LOCI_OK;
+    while (rc == LOCI_OK && vs->n < n)
+        rc = embed_more(r, vs, n - vs->n < EMBED_BATCH ? n - vs->n : EMBED_BATCH, why);
+    return rc;
 }
 
 struct vec_tx {
@@ -506,6 +511,37 @@ static void *embed_ahead(void *arg)
     return NULL;
 }
 
+/* After the index transaction: store the vectors embedded ahead (embed_rc:
+ * how that went), then embed and store the chunks after them, a batch at a
+ * time. */
+static int finish_vectors(struct run *r, struct vecs *ahead, int embed_rc,
+                          const struct ai_failure *why)
+{
+    int rc = embed_rc;
+    if (rc && rc != LOCI_ENOTFOUND)
+        log_warn(r->log, "document '%s': embedding failed (%s: %s)", r->id, why->reason,
+                 why->message);
+    if (rc == LOCI_OK && ahead->n > 0)
+        rc = store_vectors(r, ahead);
+    size_t first = ahead->first + ahead->n;
+    for (; rc == LOCI_OK && first < r->chunks.n; first += EMBED_BATCH) {
+        size_t k = r->chunks.n - first < EMBED_BATCH ? r->chunks.n - first : EMBED_BATCH;
+        struct vecs vs;
+        struct ai_failure w;
+        memset(&w, 0, sizeof(w));
+        rc = embed_range(r, first, k, &vs, &w);
+        if (rc == LOCI_OK)
+            rc = store_vectors(r, &vs);
+        else if (rc != LOCI_ENOTFOUND)
+            log_warn(r->log, "document '%s': embedding failed (%s: %s)", r->id, w.reason,
+                     w.message);
+        vecs_release(&vs);
+    }
+    if (rc == LOCI_OK)
+        search_vectors_changed(r->d->o.search, r->user_id);
+    return rc;
+}
+
 /* Index the chunks and embed them: LOCI_ENOTFOUND when the document is no
  * longer this run's. */
 static int index_and_embed(struct run *r)
@@ -518,34 +554,162 @@ static int index_and_embed(struct run *r)
         pthread_join(th, NULL);
     else if (rc == LOCI_OK)
         embed_ahead(&a);
-    if (rc == LOCI_OK)
+    if (rc == LOCI_OK) {
         progress(r, 0.35, "embedding");
-    if (rc == LOCI_OK && a.rc) {
-        rc = a.rc;
-        if (rc != LOCI_ENOTFOUND)
-            log_warn(r->log, "document '%s': embedding failed (%s: %s)", r->id, a.why.reason,
-                     a.why.message);
+        rc = finish_vectors(r, &a.vs, a.rc, &a.why);
     }
-    if (rc == LOCI_OK)
-        rc = store_vectors(r, &a.vs);
     vecs_release(&a.vs);
-    /* the rest, if the document is that long: one batch at a time */
-    for (size_t first = a.n; rc == LOCI_OK && first < r->chunks.n; first += EMBED_BATCH) {
-        size_t k = r->chunks.n - first < EMBED_BATCH ? r->chunks.n - first : EMBED_BATCH;
-        struct vecs vs;
-        struct ai_failure why;
-        memset(&why, 0, sizeof(why));
-        rc = embed_range(r, first, k, &vs, &why);
-        if (rc == LOCI_OK)
-            rc = store_vectors(r, &vs);
-        else if (rc != LOCI_ENOTFOUND)
-            log_warn(r->log, "document '%s': embedding failed (%s: %s)", r->id, why.reason,
-                     why.message);
-        vecs_release(&vs);
-    }
-    if (rc == LOCI_OK)
-        search_vectors_changed(r->d->o.search, r->user_id);
     return rc;
+}
+
+/* ---- PDFs: pages chunked and embedded while the parse still runs ----
+ *
+ * pdftotext hands over its pages as it extracts them (parse_opts.on_page),
+ * and a chunk never spans pages (docs_chunk), so a PDF is chunked page by
+ * page and embedded on a worker thread while the parse child works on the
+ * later pages: the extraction keeps one core busy, chunking and embedding
+ * the other. */
+
+static void summarise(struct run *r);
+
+struct page_item {
+    char *text;
+    size_t n;
+    int page;
+};
+
+struct pipeline {
+    struct run *r;
+    pthread_mutex_t mu; /* guards the queue and the flags */
+    pthread_cond_t cv;
+    struct page_item *q;
+    size_t q_n, q_cap, q_next;
+    bool is_closed;     /* the parse ended: no more pages */
+    bool is_stopping;   /* give up (the parse failed or was cancelled) */
+    bool is_chunked;    /* every page is chunked: r->chunks is final */
+    bool is_summarised; /* the worker made the summary and key terms (read after join) */
+    /* the worker's, read by the run after join */
+    struct vecs vs;
+    int rc;
+    struct ai_failure why;
+    size_t chunk_cap;
+};
+
+static void on_page(void *arg, int page, const char *text, size_t n)
+{
+    struct pipeline *pl = arg;
+    pthread_mutex_lock(&pl->mu);
+    if (pl->q_n == pl->q_cap) {
+        pl->q_cap = pl->q_cap ? pl->q_cap * 2 : 64;
+        pl->q = xrealloc(pl->q, pl->q_cap * sizeof(*pl->q));
+    }
+    pl->q[pl->q_n++] = (struct page_item){xstrndup(text, n), n, page};
+    pthread_cond_signal(&pl->cv);
+    pthread_mutex_unlock(&pl->mu);
+}
+
+/* Chunk one page onto the end of r->chunks (the worker owns r->chunks
+ * until is_chunked). */
+static void chunk_page(struct pipeline *pl, const struct page_item *it)
+{
+    struct docs_chunks cs;
+    if (docs_chunk(it->text, it->n, NULL, &cs) != LOCI_OK)
+        return;
+    struct docs_chunks *all = &pl->r->chunks;
+    for (size_t i = 0; i < cs.n; i++) {
+        if (all->n == pl->chunk_cap) {
+            pl->chunk_cap = pl->chunk_cap ? pl->chunk_cap * 2 : 256;
+            all->items = xrealloc(all->items, pl->chunk_cap * sizeof(*all->items));
+        }
+        all->items[all->n] = cs.items[i];
+        all->items[all->n].page = it->page;
+        all->n++;
+    }
+    xfree(cs.items); /* the texts moved */
+}
+
+static void *pipeline_main(void *arg)
+{
+    struct pipeline *pl = arg;
+    struct run *r = pl->r;
+    for (;;) {
+        pthread_mutex_lock(&pl->mu);
+        while (pl->q_next == pl->q_n && !pl->is_closed && !pl->is_stopping)
+            pthread_cond_wait(&pl->cv, &pl->mu);
+        if (pl->is_stopping) {
+            pthread_mutex_unlock(&pl->mu);
+            return NULL;
+        }
+        if (pl->q_next == pl->q_n) {
+            /* closed and drained: the chunks are final */
+            pl->is_chunked = true;
+            pthread_cond_broadcast(&pl->cv);
+            pthread_mutex_unlock(&pl->mu);
+            break;
+        }
+        struct page_item it = pl->q[pl->q_next];
+        pl->q[pl->q_next++].text = NULL;
+        pthread_mutex_unlock(&pl->mu);
+        chunk_page(pl, &it);
+        xfree(it.text);
+        while (pl->rc == LOCI_OK && r->chunks.n - pl->vs.n >= EMBED_BATCH && pl->vs.n < EMBED_AHEAD)
+            pl->rc = embed_more(r, &pl->vs, EMBED_BATCH, &pl->why);
+    }
+    size_t upto = r->chunks.n < EMBED_AHEAD ? r->chunks.n : EMBED_AHEAD;
+    while (pl->rc == LOCI_OK && pl->vs.n < upto)
+        pl->rc = embed_more(
+            r, &pl->vs, upto - pl->vs.n < EMBED_BATCH ? upto - pl->vs.n : EMBED_BATCH, &pl->why);
+    /* the summary and key terms too, while the index transaction runs (the
+     * text is final once the parse has ended) */
+    pthread_mutex_lock(&pl->mu);
+    bool is_stopping = pl->is_stopping;
+    pthread_mutex_unlock(&pl->mu);
+    if (!is_stopping && pl->rc == LOCI_OK && r->chunks.n > 0) {
+        summarise(r);
+        pl->is_summarised = true;
+    }
+    return NULL;
+}
+
+/* End the worker: wait for it (stopping it first when is_stop). */
+static void pipeline_end(struct pipeline *pl, pthread_t th, bool is_stop)
+{
+    pthread_mutex_lock(&pl->mu);
+    pl->is_closed = true;
+    pl->is_stopping = pl->is_stopping || is_stop;
+    pthread_cond_broadcast(&pl->cv);
+    pthread_mutex_unlock(&pl->mu);
+    pthread_join(th, NULL);
+    for (size_t i = pl->q_next; i < pl->q_n; i++)
+        xfree(pl->q[i].text);
+    xfree(pl->q);
+    pthread_mutex_destroy(&pl->mu);
+    pthread_cond_destroy(&pl->cv);
+}
+
+static bool pipeline_start(struct run *r, struct pipeline *pl, pthread_t *th)
+{
+    memset(pl, 0, sizeof(*pl));
+    pl->r = r;
+    pthread_mutex_init(&pl->mu, NULL);
+    pthread_cond_init(&pl->cv, NULL);
+    if (pthread_create(th, NULL, pipeline_main, pl) == 0)
+        return true;
+    pthread_mutex_destroy(&pl->mu);
+    pthread_cond_destroy(&pl->cv);
+    return false;
+}
+
+/* The parse ended well: wait until every page is chunked (r->chunks is then
+ * final; the worker may still be embedding). */
+static void pipeline_wait_chunked(struct pipeline *pl)
+{
+    pthread_mutex_lock(&pl->mu);
+    pl->is_closed = true;
+    pthread_cond_broadcast(&pl->cv);
+    while (!pl->is_chunked)
+        pthread_cond_wait(&pl->cv, &pl->mu);
+    pthread_mutex_unlock(&pl->mu);
 }
 
 /* The start of the text for the model, markers removed, at most
@@ -698,7 +862,15 @@ static int run_doc(struct run *r)
         return rc == LOCI_ENOTFOUND ? LOCI_OK : rc;
     docs__wake(r->d);
     progress(r, 0.05, "parsing");
-    rc = parse_file(r);
+    struct pipeline pl;
+    pthread_t th;
+    bool has_pl = strcmp(r->media_type, "application/pdf") == 0 && pipeline_start(r, &pl, &th);
+    rc = parse_file(r, has_pl ? on_page : NULL, &pl);
+    if (has_pl && (rc || r->pr.error_code)) {
+        pipeline_end(&pl, th, true);
+        vecs_release(&pl.vs);
+        has_pl = false;
+    }
     if (rc == LOCI_ENOTFOUND || rc == LOCI_EINVAL)
         return fail_doc(r, "blob_missing", "the stored file is missing");
     if (rc)
@@ -708,21 +880,40 @@ static int run_doc(struct run *r)
             return LOCI_OK;
         return fail_doc(r, r->pr.error_code, r->pr.error);
     }
-    rc = docs_chunk(r->pr.text, r->pr.n, NULL, &r->chunks);
-    if (rc)
+    if (has_pl)
+        pipeline_wait_chunked(&pl);
+    else if (docs_chunk(r->pr.text, r->pr.n, NULL, &r->chunks) != LOCI_OK)
         return fail_doc(r, "parse_failed", "the text cannot be split into passages");
-    if (r->chunks.n == 0)
+    if (r->chunks.n == 0) {
+        if (has_pl) {
+            pipeline_end(&pl, th, true);
+            vecs_release(&pl.vs);
+        }
         return fail_doc(r, "empty_document", "the document has no text");
+    }
     choose_title(r);
     r->chunk_ids = xcalloc(r->chunks.n, sizeof(*r->chunk_ids));
     for (size_t i = 0; i < r->chunks.n; i++)
         ids_uuid7(r->chunk_ids[i]);
     r->t_index = clock_mono_ns();
-    rc = index_and_embed(r);
+    bool is_summarised = false;
+    if (has_pl) {
+        rc = db_tx(r->d->o.db, tx_index, r);
+        pipeline_end(&pl, th, rc != LOCI_OK);
+        is_summarised = pl.is_summarised;
+        if (rc == LOCI_OK) {
+            progress(r, 0.35, "embedding");
+            rc = finish_vectors(r, &pl.vs, pl.rc, &pl.why);
+        }
+        vecs_release(&pl.vs);
+    } else {
+        rc = index_and_embed(r);
+    }
     if (rc)
         return rc == LOCI_ENOTFOUND ? LOCI_OK : rc;
     progress(r, 0.85, "summarising");
-    summarise(r);
+    if (!is_summarised)
+        summarise(r);
     rc = db_tx(r->d->o.db, tx_done, r);
     if (rc == LOCI_ENOTFOUND)
         return LOCI_OK;

@@ -229,6 +229,9 @@ struct sandbox {
     const char *const *argv;
     const struct parse_type *t;
     size_t max_text;
+    /* called after each read of the child's stdout (may be NULL) */
+    void (*on_out)(void *arg, const struct buf *out);
+    void *out_arg;
 };
 
 #ifndef HAS_ASAN
@@ -487,6 +490,8 @@ static int sandbox_run(const struct sandbox *sb, const struct parse_opts *o, int
                 is_open[i] = false;
                 pfd[i].fd = -1;
             }
+            if (i == 0 && sb->on_out && !is_full)
+                sb->on_out(sb->out_arg, out);
         }
     }
     if (r->outcome != RAN) {
@@ -581,6 +586,30 @@ static void set_result_title(struct parse_result *out, const char *p, size_t n)
     buf_release(&b);
 }
 
+/* Pages of pdftotext's output handed to parse_opts.on_page as they
+ * complete. */
+struct pages {
+    const struct parse_opts *o;
+    size_t scanned; /* bytes of the output looked at */
+    int page;       /* pages delivered */
+    struct buf clean;
+};
+
+static void deliver_pages(void *arg, const struct buf *out)
+{
+    struct pages *pg = arg;
+    while (pg->scanned < out->len) {
+        const char *start = out->p + pg->scanned;
+        const char *ff = memchr(start, PARSE_PAGE_BREAK, out->len - pg->scanned);
+        if (!ff)
+            return; /* the page is not complete yet */
+        buf_reset(&pg->clean);
+        if (text_strip_controls(start, (size_t)(ff - start), &pg->clean) == LOCI_OK)
+            pg->o->on_page(pg->o->page_arg, ++pg->page, buf_cstr(&pg->clean), pg->clean.len);
+        pg->scanned = (size_t)(ff - out->p) + 1;
+    }
+}
+
 static int run_pdf(struct sandbox *sb, const struct parse_opts *o, int64_t deadline,
                    struct parse_result *out)
 {
@@ -625,7 +654,15 @@ static int run_pdf(struct sandbox *sb, const struct parse_opts *o, int64_t deadl
     const char *text_argv[] = {"pdftotext", "-layout",   "-enc", "UTF-8", "-l",
                                last,        "/dev/fd/3", "-",    NULL};
     sb->argv = text_argv;
+    struct pages pg = {.o = o};
+    buf_init(&pg.clean, o->max_text_bytes + 16);
+    if (o->on_page) {
+        sb->on_out = deliver_pages;
+        sb->out_arg = &pg;
+    }
     rc = sandbox_run(sb, o, deadline, &text, &err, &r);
+    sb->on_out = NULL;
+    buf_release(&pg.clean);
     if (rc || step_failed(&r, o, out))
         goto out;
     if (strstr(buf_cstr(&err), "Incorrect password")) {

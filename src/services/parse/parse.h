@@ -67,6 +67,14 @@ struct parse_opts {
      * the result is error_code "cancelled". May be NULL. */
     bool (*is_cancelled)(void *arg);
     void *cancel_arg;
+    /* PDFs: called on the calling thread with each page's text (cleaned as
+     * in the result, without the page break; borrowed for the call) as
+     * pdftotext produces it, while the parse still runs, so a caller can
+     * start on the first pages before the last are extracted. page is
+     * 1-based. A parse that fails later may have delivered pages. May be
+     * NULL. */
+    void (*on_page)(void *arg, int page, const char *text, size_t n);
+    void *page_arg;
 };
 
 struct parse_result {

@@ -174,6 +174,47 @@ TEST(filenames_are_sanitised)
     CHECK_INT(strlen(out), ==, DOCS_FILENAME_MAX);
 }
 
+/* A minimal valid PDF: one page per text, Helvetica, an xref table. */
+static void make_pdf(const char *const *pages, size_t n, struct buf *out)
+{
+    size_t n_objs = 2 + 2 * n + 1;
+    size_t *offs = xcalloc(n_objs + 1, sizeof(size_t));
+    buf_append_str(out, "%PDF-1.4\n");
+    struct buf kids;
+    buf_init(&kids, 1 << 16);
+    for (size_t i = 0; i < n; i++)
+        buf_printf(&kids, "%s%zu 0 R", i ? " " : "", 3 + 2 * i);
+    size_t font = 3 + 2 * n;
+    offs[1] = out->len;
+    buf_printf(out, "1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n");
+    offs[2] = out->len;
+    buf_printf(out, "2 0 obj\n<< /Type /Pages /Kids [%s] /Count %zu >>\nendobj\n", buf_cstr(&kids),
+               n);
+    for (size_t i = 0; i < n; i++) {
+        char stream[512];
+        snprintf(stream, sizeof(stream), "BT /F1 12 Tf 72 720 Td (%s) Tj ET", pages[i]);
+        offs[3 + 2 * i] = out->len;
+        buf_printf(out,
+                   "%zu 0 obj\n<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %zu "
+                   "0 R /Resources << /Font << /F1 %zu 0 R >> >> >>\nendobj\n",
+                   3 + 2 * i, 4 + 2 * i, font);
+        offs[4 + 2 * i] = out->len;
+        buf_printf(out, "%zu 0 obj\n<< /Length %zu >>\nstream\n%s\nendstream\nendobj\n", 4 + 2 * i,
+                   strlen(stream), stream);
+    }
+    offs[font] = out->len;
+    buf_printf(out, "%zu 0 obj\n<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>\nendobj\n",
+               font);
+    size_t xref = out->len;
+    buf_printf(out, "xref\n0 %zu\n0000000000 65535 f \n", n_objs + 1);
+    for (size_t i = 1; i <= n_objs; i++)
+        buf_printf(out, "%010zu 00000 n \n", offs[i]);
+    buf_printf(out, "trailer\n<< /Size %zu /Root 1 0 R >>\nstartxref\n%zu\n%%%%EOF\n", n_objs + 1,
+               xref);
+    buf_release(&kids);
+    xfree(offs);
+}
+
 /* ---- the life of a document ---- */
 
 struct env {
@@ -234,7 +275,7 @@ static void env_open(struct env *e, const char *url, int64_t quota)
         .blobs = e->blobs,
         .max_bytes = 100000,
         .quota_bytes = quota,
-        .max_pages = 50,
+        .max_pages = 200,
         .parse_timeout_ms = 10000,
         .parse_memory_mb = 512,
     };
@@ -471,6 +512,42 @@ static void life_of_a_document(const char *url)
                   long_chunks);
     CHECK_INT(docs_delete(e.docs, "u1", long_id), ==, LOCI_OK);
 
+    /* a PDF of 80 pages: chunked and embedded page by page while it is parsed */
+    char texts[80][64];
+    const char *pages[80];
+    for (int i = 0; i < 80; i++) {
+        snprintf(texts[i], sizeof(texts[i]), "Page %d is about enzyme number %d.", i + 1, i + 1);
+        pages[i] = texts[i];
+    }
+    struct buf pdf;
+    buf_init(&pdf, 1 << 20);
+    make_pdf(pages, 80, &pdf);
+    CHECK_INT(upload(&e, "u1", "enzymes.pdf", "application/pdf", pdf.p, pdf.len, &doc, &why), ==,
+              LOCI_OK);
+    buf_release(&pdf);
+    char pdf_id[UUID_STR_LEN];
+    snprintf(pdf_id, sizeof(pdf_id), "%s", str_of(doc, "id"));
+    json_decref(doc);
+    CHECK_INT(docs_process_now(e.docs, "u1", pdf_id, NULL, NULL), ==, LOCI_OK);
+    doc = get(&e, "u1", pdf_id);
+    CHECK_STR(str_of(doc, "status"), "done");
+    CHECK_INT(json_integer_value(json_object_get(doc, "pages")), ==, 80);
+    CHECK_INT(json_integer_value(json_object_get(doc, "chunk_count")), ==, 80);
+    CHECK(str_of(doc, "summary") && strstr(str_of(doc, "summary"), "enzyme") != NULL);
+    CHECK(str_of(doc, "root_node_id") != NULL);
+    json_decref(doc);
+    CHECK_INT(count(e.db, "SELECT COUNT(*) FROM chunk_vectors WHERE document_id = ?", pdf_id), ==,
+              80);
+    CHECK_INT(
+        count(e.db, "SELECT COUNT(*) FROM chunks WHERE document_id = ? AND page = ord + 1", pdf_id),
+        ==, 80);
+    CHECK_INT(count(e.db,
+                    "SELECT COUNT(*) FROM chunks WHERE document_id = ? AND ord = 41 AND text = "
+                    "'Page 42 is about enzyme number 42.'",
+                    pdf_id),
+              ==, 1);
+    CHECK_INT(docs_delete(e.docs, "u1", pdf_id), ==, LOCI_OK);
+
     /* delete: u1's rows go, the blob stays while u2 holds the same bytes */
     CHECK_INT(docs_delete(e.docs, "u1", id), ==, LOCI_OK);
     CHECK(get(&e, "u1", id) == NULL);
@@ -479,7 +556,7 @@ static void life_of_a_document(const char *url)
     if (strncmp(url, "sqlite", 6) == 0)
         CHECK_INT(count(e.db, "SELECT COUNT(*) FROM chunks_fts WHERE document_id = ?", id), ==, 0);
     CHECK_INT(count(e.db, "SELECT COUNT(*) FROM events WHERE type = 'document.deleted'", NULL), ==,
-              2); /* the long one, then this one */
+              3); /* the long one, the PDF, then this one */
     CHECK_INT(blob_files(e.blob_dir), ==, 1);
     CHECK_INT(docs_delete(e.docs, "u1", id), ==, LOCI_ENOTFOUND);
     CHECK_INT(docs_delete(e.docs, "u2", other_id), ==, LOCI_OK);

@@ -344,6 +344,23 @@ TEST(run_markdown_and_text)
     close(fd);
 }
 
+struct seen_pages {
+    int n;
+    int last;
+    char first[64];
+};
+
+static void on_page(void *arg, int page, const char *text, size_t n)
+{
+    struct seen_pages *sp = arg;
+    CHECK_INT(page, ==, sp->last + 1);
+    CHECK(memchr(text, '\f', n) == NULL);
+    if (page == 1)
+        snprintf(sp->first, sizeof(sp->first), "%.*s", (int)n, text);
+    sp->last = page;
+    sp->n++;
+}
+
 TEST(run_pdf_pages_and_title)
 {
     const char *pages[] = {"Photosynthesis converts light.", "Mitochondria make energy.",
@@ -355,10 +372,16 @@ TEST(run_pdf_pages_and_title)
     int fd = write_file("a.pdf", pdf.p, pdf.len, path, sizeof(path));
     struct parse_type t = {PARSE_PDF, "application/pdf", false};
     struct parse_opts o = quick();
+    struct seen_pages sp = {0, 0, ""};
+    o.on_page = on_page;
+    o.page_arg = &sp;
     struct parse_result r;
     CHECK_INT(parse_run(fd, &t, &o, &r), ==, LOCI_OK);
     if (r.error_code)
         fprintf(stderr, "  %s: %s\n", r.error_code, r.error);
+    CHECK_INT(sp.n, ==, 3); /* each page as it came */
+    CHECK(strstr(sp.first, "Photosynthesis converts light.") != NULL);
+    o.on_page = NULL;
     CHECK(r.error_code == NULL);
     CHECK_INT(r.pages, ==, 3);
     size_t ff = 0;
