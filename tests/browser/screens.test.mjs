@@ -1,6 +1,6 @@
 // The other screens: Settings (profile, API key shown once, sessions),
-// the documents ledger's actions (reprocess, delete), and the app on a
-// phone-sized screen driven by the keyboard alone.
+// the documents ledger's actions (reprocess, delete, cancel a queued one),
+// and the app on a phone-sized screen driven by the keyboard alone.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { cleanup } from '../e2e/lib/server.mjs';
@@ -84,6 +84,26 @@ describe('phone-sized and keyboard only', () => {
     const width = await page.evaluate(() => document.documentElement.scrollWidth);
     assert.ok(width <= 375, `no horizontal scrolling on a phone (${width}px)`);
     await screenshot(page, 'graph-phone');
+    assertClean(page);
+  });
+});
+
+describe('documents waiting for a worker', () => {
+  test('a queued document shows its progress and can be cancelled, then queued again', async () => {
+    // No job workers: the upload stays queued until cancelled.
+    const [server, browser] = await Promise.all([startUiServer({ args: ['--jobs-workers', '0'] }), launch()]);
+    const page = await newPage(browser, server);
+    await signUpInUi(page, uniqueEmail('queue'), newPassword());
+    await page.getByRole('link', { name: 'Documents' }).click();
+    await page.getByTestId('file-input').setInputFiles({ name: 'waiting.md', mimeType: 'text/markdown', buffer: Buffer.from('# Waiting\n\nThis note waits for a worker.\n') });
+    const doc = page.getByTestId('doc').filter({ hasText: 'waiting.md' });
+    await doc.and(page.locator('[data-status="queued"]')).waitFor();
+    await doc.getByRole('progressbar').waitFor();
+    assert.match(await doc.textContent(), /0%/);
+    await doc.getByRole('button', { name: 'Cancel' }).click();
+    await doc.and(page.locator('[data-status="cancelled"]')).waitFor();
+    await doc.getByRole('button', { name: 'Reprocess' }).click();
+    await doc.and(page.locator('[data-status="queued"]')).waitFor();
     assertClean(page);
   });
 });
