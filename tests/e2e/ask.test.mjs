@@ -165,7 +165,9 @@ describe('ask with the offline engine', () => {
 
   test('conversations page with a cursor', async () => {
     const u = await signupAndLogin(s);
-    for (let i = 0; i < 3; i++) expectStatus(await ask(s, u, { text: `Question number ${i} about enzymes`, mode: 'async' }), 202);
+    // wait mode: each answer has landed (and touched its conversation)
+    // before paging, so the order cannot change between the two pages
+    for (let i = 0; i < 3; i++) expectStatus(await ask(s, u, { text: `Question number ${i} about enzymes` }), 200);
     const p1 = expectStatus(await call(s, 'GET', '/api/v1/conversations?limit=2', { token: u.accessToken }), 200).body;
     assert.equal(p1.items.length, 2);
     assert.ok(p1.next_cursor);
