@@ -23,7 +23,7 @@ describe('settings and documents', () => {
     await page.getByRole('link', { name: 'Settings' }).click();
     await page.getByRole('heading', { name: 'Settings' }).waitFor();
     await page.getByRole('form', { name: 'Profile' }).getByLabel('Name').fill('Ada Lovelace');
-    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('button', { name: 'Save', exact: true }).click();
     await page.getByText('Saved.').waitFor();
     await page.getByRole('region', { name: 'API keys' }).getByLabel('Name').fill('editor');
     await page.getByRole('button', { name: 'Create key' }).click();
