@@ -1,6 +1,8 @@
 // The learning screens: Review (flashcards of the due queue, rated with the
 // keyboard; each rating lands in the node's review history) and the learning
-// settings in Settings (PATCH /api/v1/me/learning), with axe scans.
+// settings in Settings (PATCH /api/v1/me/learning), Quiz (offline engine,
+// graded answers with their source), Stats (numbers match the API), the
+// mail link to /review surviving a login, with axe scans.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { cleanup } from '../e2e/lib/server.mjs';
@@ -13,14 +15,16 @@ describe('learning screens', () => {
   let server;
   let page;
   let api;
+  let browser;
+  let email;
+  let password;
   const ids = {};
   const terms = ['Osmosis', 'Diffusion', 'Active transport'];
   before(async () => {
-    let browser;
     [server, browser] = await Promise.all([startUiServer(), launch()]);
     page = await newPage(browser, server);
-    const email = uniqueEmail('learn');
-    const password = newPassword();
+    email = uniqueEmail('learn');
+    password = newPassword();
     await signUpInUi(page, email, password);
     api = await loginAs(server, email, password);
     for (const term of terms) {
@@ -108,5 +112,81 @@ describe('learning screens', () => {
     assert.equal(await form.getByLabel('New cards per day').inputValue(), '5');
     await axeScan(page, 'settings with learning');
     assertClean(page);
+  });
+
+  test('quiz: built by the offline engine, each answer graded with its source passage, then the score', async () => {
+    await page.getByRole('link', { name: 'Quiz' }).click();
+    await page.waitForURL('**/quiz');
+    await page.getByRole('heading', { name: 'Quiz', level: 1 }).waitFor();
+    await axeScan(page, 'quiz (start)');
+    await page.getByLabel('Number of questions').fill('3');
+    await page.getByRole('button', { name: 'Start quiz' }).click();
+    const q = page.getByTestId('question');
+    await q.waitFor({ timeout: 20000 });
+    const total = Number((await page.getByTestId('quiz-progress').textContent()).match(/of (\d+)/)[1]);
+    assert.ok(total >= 1 && total <= 3, `questions: ${total}`);
+    let answered = 0;
+    for (let i = 0; i < total; i++) {
+      await page.getByTestId('quiz-progress').getByText(`Question ${i + 1} of ${total}`).waitFor();
+      const kind = await q.getAttribute('data-kind');
+      if (kind === 'mc') {
+        await q.getByRole('button').first().click();
+      } else {
+        // A wrong answer on purpose: the key and its source are shown.
+        await q.getByLabel('Your answer').fill('photosynthesis');
+        await q.getByRole('button', { name: 'Check' }).click();
+      }
+      const g = page.getByTestId('graded');
+      await g.waitFor();
+      answered++;
+      await g.getByText(/Correct|Not quite/).waitFor();
+      assert.ok((await page.getByTestId('source-passage').textContent()).trim().length > 0, 'the source passage is shown');
+      if (i === 0) {
+        await axeScan(page, 'quiz (graded)');
+        await screenshot(page, 'quiz');
+      }
+      await g.getByRole('button', { name: /Next question|See the score/ }).click();
+    }
+    await page.getByTestId('quiz-score').waitFor();
+    const list = await api.call('GET', '/api/v1/user/stats');
+    const last = list.body.quiz_scores[0];
+    assert.equal(last.answered, answered);
+    await page.getByTestId('quiz-score').getByText(`${last.correct} of ${total} correct`).waitFor();
+    assertClean(page);
+  });
+
+  test('stats: the numbers match GET /api/v1/user/stats', async () => {
+    const s = (await api.call('GET', '/api/v1/user/stats')).body;
+    await page.getByRole('link', { name: 'Stats' }).click();
+    await page.waitForURL('**/stats');
+    await page.getByRole('heading', { name: 'Stats', level: 1 }).waitFor();
+    await page.getByTestId('stats-numbers').waitFor();
+    const pct = (x) => (x == null ? '—' : `${Math.round(x * 1000) / 10}%`);
+    assert.equal(await page.getByTestId('due-today').textContent(), String(s.due.today));
+    assert.equal(await page.getByTestId('due-tomorrow').textContent(), String(s.due.tomorrow));
+    assert.equal(await page.getByTestId('retention-desired').textContent(), pct(s.retention.desired));
+    assert.equal(await page.getByTestId('retention-actual').textContent(), pct(s.retention.actual));
+    assert.equal(await page.getByTestId('nodes').textContent(), String(s.familiarity.nodes));
+    assert.equal(s.familiarity.nodes, terms.length);
+    const reviews = s.activity_per_day.reduce((a, d) => a + d.reviews, 0);
+    assert.ok(reviews >= 3, `reviews: ${reviews}`);
+    await page.getByRole('img', { name: new RegExp(`${reviews} reviews`) }).waitFor();
+    const text = await page.getByTestId('familiarity-text').textContent();
+    s.familiarity.buckets.forEach((b, i) => assert.ok(text.includes(`${i * 10}–${i * 10 + 10}%: ${b}`)));
+    await screenshot(page, 'stats');
+    await axeScan(page, 'stats');
+    assertClean(page);
+  });
+
+  test('signed out, the review mail\'s link to /review comes back there after logging in', async () => {
+    const other = await newPage(browser, server);
+    await other.goto('/review');
+    await other.waitForURL('**/login?next=%2Freview');
+    await other.getByLabel('Email').fill(email);
+    await other.getByLabel('Password', { exact: true }).fill(password);
+    await other.getByRole('button', { name: 'Log in' }).click();
+    await other.waitForURL('**/review');
+    await other.getByRole('heading', { name: 'Review', level: 1 }).waitFor();
+    assertClean(other);
   });
 });
