@@ -1527,9 +1527,13 @@ int http_server_stop(struct http_server *srv, int timeout_ms)
 {
     if (!srv)
         return 0;
+    /* Stop accepting. shutdown() makes new connections refused at once;
+     * the descriptor itself is closed only after MHD_stop_daemon(): MHD's
+     * threads may still use it until then, and its number reused meanwhile
+     * by another socket would confuse them. */
     MHD_socket lfd = MHD_quiesce_daemon(srv->daemon);
     if (lfd != MHD_INVALID_SOCKET)
-        close(lfd);
+        shutdown(lfd, SHUT_RDWR);
     int64_t deadline = clock_mono_ns() + (int64_t)timeout_ms * 1000000LL;
     /* Offloaded work already queued runs until the deadline; new work is
      * refused (keep-alive connections outlive the listening socket). */
@@ -1555,6 +1559,8 @@ int http_server_stop(struct http_server *srv, int timeout_ms)
         pthread_join(srv->off_threads[i], NULL);
     xfree(srv->off_threads);
     MHD_stop_daemon(srv->daemon);
+    if (lfd != MHD_INVALID_SOCKET)
+        close(lfd);
     /* Owners of deferred requests and streams drop them when told (their
      * claim fails, their writes fail): wait for that before freeing. */
     bool is_held = true;

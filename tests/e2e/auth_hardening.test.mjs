@@ -107,6 +107,13 @@ describe('shutdown and password hashing', () => {
     try {
       // A request on the connection keeps it open past the listening socket.
       await c.write('GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab');
+      // Only signal once the server is handling it (on a loaded machine the
+      // bytes may not have been read yet): in flight are it and this scrape.
+      for (let i = 0; i < 200; i++) {
+        const m = await (await fetch(`${s.url}/metrics`)).text();
+        if (/^http_requests_in_flight 2$/m.test(m)) break;
+        await sleep(10);
+      }
       const exit = s.stop('SIGTERM');
       await sleep(300);
       await c.write('cd');
