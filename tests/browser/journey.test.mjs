@@ -2,7 +2,8 @@
 // and watch the answer stream and render, see new nodes arrive in the graph
 // over the WebSocket without a reload, keep the session across a reload,
 // upload a Markdown note and a PDF and watch both reach "done", get answers
-// that cite them (a page of the PDF), log out and back in.
+// that cite them (a page of the PDF), open a node and review it with the
+// keyboard and see its history grow, log out and back in (the history stays).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { makePdf, PAGE_TEXT } from '../e2e/lib/docs.mjs';
@@ -103,6 +104,53 @@ describe('the main journey', () => {
     assertClean(page);
   });
 
+  let reviewedId;
+  test('review the open node with the keyboard; its history grows in the panel', async () => {
+    // The photosynthesis panel is open again after the reload: the address
+    // names it. (Leaving the graph while an animated live layout still runs
+    // throws in cytoscape; the reload's layout is not animated.)
+    const panel = page.getByTestId('node-panel');
+    await panel.getByRole('heading', { name: 'photosynthesis' }).waitFor();
+    await page.waitForURL(/\/graph\?node=/);
+    reviewedId = new URL(page.url()).searchParams.get('node');
+    await panel.getByText('Not reviewed yet.').waitFor();
+    assert.equal(await panel.getByTestId('reviews').count(), 0, 'no history before the review');
+
+    // The panel offers no "review" action, so go through the nav.
+    await page.getByRole('link', { name: 'Review' }).click();
+    await page.waitForURL('**/review');
+    await page.getByRole('heading', { name: 'Review', level: 1 }).waitFor();
+    const card = page.getByTestId('flashcard');
+    const progress = page.getByTestId('review-progress');
+    await card.waitFor();
+    const n = Number((await progress.textContent()).match(/of (\d+)/)[1]);
+    // Rate cards in queue order until the opened node's card is the one shown
+    // (every new node is a new card; the order is the server's).
+    let found = false;
+    for (let i = 0; i < n && !found; i++) {
+      await progress.getByText(`Card ${i + 1} of ${n} · ${i} reviewed`).waitFor();
+      found = (await card.getAttribute('data-node')) === reviewedId;
+      await page.keyboard.press('Space');
+      await page.getByTestId('answer').waitFor();
+      await page.keyboard.press(found ? '3' : '4');
+      if (i + 1 < n) await progress.getByText(`Card ${i + 2} of ${n} · ${i + 1} reviewed`).waitFor();
+      else await page.getByTestId('review-empty').waitFor();
+    }
+    assert.ok(found, `the card of node ${reviewedId} was in the review queue of ${n}`);
+
+    // Back in the graph, the node's panel lists the review just made.
+    await page.getByRole('link', { name: 'Graph' }).click();
+    await page.waitForURL('**/graph');
+    await page.getByTestId('node-list').getByRole('button', { name: 'photosynthesis' }).click();
+    await panel.getByRole('heading', { name: 'photosynthesis' }).waitFor();
+    const history = panel.getByTestId('reviews').getByRole('listitem');
+    await history.first().waitFor();
+    assert.equal(await history.count(), 1, 'one review in the history');
+    assert.match(await history.first().textContent(), / · good · review$/);
+    await screenshot(page, 'node-reviewed');
+    assertClean(page);
+  });
+
   test('upload a Markdown note and a PDF at once and watch both reach done', async () => {
     await page.getByRole('link', { name: 'Documents' }).click();
     await page.getByRole('heading', { name: 'Documents' }).waitFor();
@@ -176,6 +224,20 @@ describe('the main journey', () => {
     assert.match(await err.textContent(), /email or password is wrong/);
     await logInInUi(page, email, password);
     await page.waitForURL('**/ask');
+    assertClean(page);
+  });
+
+  test('after logging back in the node still shows its review', async () => {
+    await page.getByRole('link', { name: 'Graph' }).click();
+    await page.waitForURL('**/graph');
+    await page.getByTestId('node-list').getByRole('button', { name: 'photosynthesis' }).click();
+    const panel = page.getByTestId('node-panel');
+    await panel.getByRole('heading', { name: 'photosynthesis' }).waitFor();
+    assert.equal(new URL(page.url()).searchParams.get('node'), reviewedId);
+    const history = panel.getByTestId('reviews').getByRole('listitem');
+    await history.first().waitFor();
+    assert.equal(await history.count(), 1);
+    assert.match(await history.first().textContent(), / · good · review$/);
     assertClean(page);
   });
 

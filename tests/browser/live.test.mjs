@@ -2,7 +2,7 @@
 // stand-in) and rendered as sanitised Markdown; the realtime connection's
 // state shown, and after the server comes back the UI reconnects with
 // ?since=OFFSET and catches up; two users in two browser contexts never see
-// each other's nodes.
+// each other's nodes, documents (listing, search, by id) or realtime events.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startStandIn } from '../standin/server.mjs';
@@ -94,11 +94,41 @@ describe('realtime', () => {
     await server.stop();
   });
 
-  test('two users in two contexts never see each other\'s nodes', async () => {
+  test('two users in two contexts never see each other\'s nodes, documents or events', async () => {
     const server = await startUiServer();
     const [pa, pb] = await Promise.all([newPage(browser, server), newPage(browser, server)]);
-    await signUpInUi(pa, uniqueEmail('alice'), newPassword());
-    await signUpInUi(pb, uniqueEmail('bob'), newPassword());
+    // Every WebSocket frame each page receives, parsed, recorded by the
+    // browser driver (below the app: nothing the app filters or drops can
+    // hide a frame from this). Attached before either signs in.
+    const frames = { a: [], b: [] };
+    const waiters = [];
+    for (const [k, p] of [['a', pa], ['b', pb]]) {
+      p.on('websocket', (ws) => ws.on('framereceived', (f) => {
+        let ev = null;
+        try {
+          ev = JSON.parse(f.payload);
+        } catch {
+          /* not JSON: kept raw */
+        }
+        frames[k].push({ raw: String(f.payload), ev });
+        for (const w of waiters.splice(0)) w();
+      }));
+    }
+    /** Resolves once a frame of `k` from index `from` on satisfies pred. */
+    const frameSeen = async (k, from, pred, ms = 10000) => {
+      const end = Date.now() + ms;
+      while (!frames[k].slice(from).some(pred)) {
+        assert.ok(Date.now() < end, `a frame of ${k} came within ${ms} ms`);
+        await new Promise((res) => {
+          waiters.push(res);
+          setTimeout(res, 250);
+        });
+      }
+    };
+    const alice = { email: uniqueEmail('alice'), password: newPassword() };
+    const bob = { email: uniqueEmail('bob'), password: newPassword() };
+    await signUpInUi(pa, alice.email, alice.password);
+    await signUpInUi(pb, bob.email, bob.password);
     await pb.getByRole('link', { name: 'Graph' }).click();
     await pb.getByTestId('conn').filter({ hasText: 'Live' }).waitFor();
     await pa.getByLabel('Your question').fill('What is a mitochondrion?');
@@ -111,6 +141,79 @@ describe('realtime', () => {
     await pb.reload();
     await pb.getByText('Your graph is empty').waitFor();
     assert.equal(await pb.getByTestId('node-list').getByRole('button').count(), 0);
+
+    // Documents: Bob watches his (empty) Documents screen, live, while
+    // Alice uploads a note through hers and it is indexed.
+    await pb.getByRole('link', { name: 'Documents' }).click();
+    await pb.getByRole('heading', { name: 'Documents' }).waitFor();
+    await pb.getByTestId('conn').filter({ hasText: 'Live' }).waitFor();
+    await pb.getByText('No documents yet.').waitFor();
+    const word = `quokkaphyll${Date.now().toString(36)}`;
+    const filename = `alice-${word}.md`;
+    await pa.getByRole('link', { name: 'Documents' }).click();
+    await pa.getByRole('heading', { name: 'Documents' }).waitFor();
+    await pa.getByTestId('file-input').setInputFiles([
+      { name: filename, mimeType: 'text/markdown', buffer: Buffer.from(`# Alice's secret\n\nThe ${word} pigment absorbs violet light in Alice's private notes.\n`) },
+    ]);
+    await pa.getByTestId('doc').filter({ hasText: filename }).and(pa.locator('[data-status="done"]')).waitFor({ timeout: 20000 });
+    const apiA = await loginAs(server, alice.email, alice.password);
+    const apiB = await loginAs(server, bob.email, bob.password);
+    const docsA = (await apiA.call('GET', '/api/v1/documents?limit=50')).body.items;
+    const docA = docsA.find((d) => d.filename === filename);
+    assert.ok(docA, 'Alice sees her document through the API');
+    // Control: the word is findable, by Alice.
+    const foundA = await apiA.call('GET', `/api/v1/search?mode=fts&q=${word}`);
+    assert.equal(foundA.status, 200, JSON.stringify(foundA.body));
+    assert.ok(foundA.body.results.length >= 1, 'Alice\'s search finds her note');
+
+    // Bob's search (the UI has no search screen of its own; the API it would
+    // call, with Bob's session) finds nothing of it, nor does his listing.
+    const foundB = await apiB.call('GET', `/api/v1/search?mode=fts&q=${word}`);
+    assert.equal(foundB.status, 200, JSON.stringify(foundB.body));
+    assert.equal(foundB.body.results.length, 0, 'Bob\'s search does not find Alice\'s note');
+    assert.equal((await apiB.call('GET', '/api/v1/documents?limit=50')).body.items.length, 0);
+    // Alice's document id is not found for Bob.
+    assert.equal((await apiB.call('GET', `/api/v1/documents/${docA.id}`)).status, 404);
+
+    // Bob's Documents screen never showed it live, nor after a reload, nor
+    // at the address of Alice's document: the ledger stays empty and the
+    // page's own request for the document gets 404.
+    assert.equal(await pb.getByTestId('doc').count(), 0);
+    await pb.reload();
+    await pb.getByText('No documents yet.').waitFor();
+    assert.equal(await pb.getByTestId('doc').count(), 0);
+    await pb.goto(`/documents?doc=${encodeURIComponent(docA.id)}`);
+    await pb.getByRole('heading', { name: 'Documents' }).waitFor();
+    await pb.getByText('No documents yet.').waitFor();
+    assert.equal(await pb.getByTestId('doc').count(), 0);
+    assert.equal(await pb.getByText(filename).count(), 0);
+    // The UI lists documents rather than fetching one by its id, so ask for
+    // it from inside Bob's page, with the credentials the app holds there
+    // (his refresh cookie gets an access token first).
+    const inPage = await pb.evaluate(async (id) => {
+      const tok = await fetch('/api/v1/auth/refresh', { method: 'POST', credentials: 'same-origin', headers: { 'Content-Type': 'application/json' }, body: '{}' });
+      const token = tok.ok ? (await tok.json()).access_token : null;
+      const r = await fetch(`/api/v1/documents/${encodeURIComponent(id)}`, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
+      return { refreshed: tok.ok, status: r.status };
+    }, docA.id);
+    assert.deepEqual(inPage, { refreshed: true, status: 404 }, 'Bob\'s page gets not found for Alice\'s document id');
+
+    // Events: Alice's socket got her document's events (the control), and
+    // Bob's socket got none of hers. Bob then makes an event of his own and
+    // waits for it on his socket: his frames up to that barrier are
+    // complete, and none names Alice's document, her file, her nodes, nor
+    // is a document event at all (Bob has no documents).
+    await pb.getByTestId('conn').filter({ hasText: 'Live' }).waitFor();
+    const countB = frames.b.length;
+    const rb = await apiB.call('POST', '/api/v1/ask', { body: { text: 'What is a ribosome?' } });
+    assert.equal(rb.status, 200, JSON.stringify(rb.body));
+    await frameSeen('b', countB, (f) => f.ev?.type === 'graph.updated');
+    assert.ok(frames.a.some((f) => f.ev?.type === 'document.indexed' && f.raw.includes(docA.id)), 'Alice\'s socket heard her document indexed');
+    const nodesA = (await apiA.call('GET', '/api/v1/graph?collapsed=false')).body.nodes.map((n) => n.id);
+    assert.ok(nodesA.length > 0);
+    const leaked = frames.b.filter((f) => f.raw.includes(docA.id) || f.raw.includes(word) || nodesA.some((id) => f.raw.includes(id)) || /^document\./.test(f.ev?.type || ''));
+    assert.deepEqual(leaked.map((f) => f.raw), [], 'Bob\'s socket received none of Alice\'s events');
+    assert.equal(await pb.getByTestId('doc').count(), 0);
     assertClean(pa);
     assertClean(pb);
     await pa.context().close();
