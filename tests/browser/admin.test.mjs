@@ -40,6 +40,9 @@ describe('admin', () => {
     await page.getByRole('button', { name: 'Search' }).click();
     const row = page.getByTestId('admin-users').locator(`li[data-email="${bob.email}"]`);
     await row.waitFor();
+    // bob's row is also in the unfiltered list shown first: wait for the
+    // search result to replace it
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="admin-users"] li').length === 1);
     assert.equal(await page.getByTestId('admin-users').locator('li').count(), 1);
     await row.getByLabel(`Role of ${bob.email}`).selectOption('admin');
     await page.waitForFunction((email) => document.querySelector(`li[data-email="${email}"] select`)?.value === 'admin', bob.email);
