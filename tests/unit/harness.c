@@ -5,7 +5,9 @@
 #include "harness.h"
 
 #include "core/alloc.h"
+#include "core/buf.h"
 #include "core/ids.h"
+#include "store/db.h"
 
 #include <libpq-fe.h>
 #include <setjmp.h>
@@ -134,4 +136,71 @@ int main(int argc, char **argv)
         fprintf(stderr, "warning: could not remove %s\n", tmp_root);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
+}
+
+struct db *harness_open_db(const char *url, int pool)
+{
+    struct db *db = NULL;
+    char err[256];
+    int applied = 0;
+    if (db_open(url, pool, &db, err, sizeof(err)) || db_migrate(db, &applied, err, sizeof(err)))
+        harness_fail(__FILE__, __LINE__, "db %s: %s", url, err);
+    return db;
+}
+
+void harness_exec(struct db *db, const char *sql)
+{
+    struct db_conn *c = NULL;
+    if (db_acquire(db, &c))
+        harness_fail(__FILE__, __LINE__, "no database connection");
+    if (db_exec(c, sql))
+        harness_fail(__FILE__, __LINE__, "%s: %s", sql, db_errmsg(c));
+    db_release(c);
+}
+
+void harness_add_users(struct db *db)
+{
+    harness_exec(db, "INSERT INTO users (id, email, email_norm, password_hash, created_at, "
+                     "updated_at) VALUES ('u1', 'a@x', 'a@x', 'h', 0, 0), "
+                     "('u2', 'b@x', 'b@x', 'h', 0, 0)");
+}
+
+void harness_make_pdf(const char *const *pages, size_t n, struct buf *out)
+{
+    size_t n_objs = 2 + 2 * n + 1;
+    size_t *offs = xcalloc(n_objs + 1, sizeof(size_t));
+    buf_append_str(out, "%PDF-1.4\n");
+    struct buf kids;
+    buf_init(&kids, 1 << 16);
+    for (size_t i = 0; i < n; i++)
+        buf_printf(&kids, "%s%zu 0 R", i ? " " : "", 3 + 2 * i);
+    size_t font = 3 + 2 * n;
+    offs[1] = out->len;
+    buf_printf(out, "1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n");
+    offs[2] = out->len;
+    buf_printf(out, "2 0 obj\n<< /Type /Pages /Kids [%s] /Count %zu >>\nendobj\n", buf_cstr(&kids),
+               n);
+    for (size_t i = 0; i < n; i++) {
+        char stream[512];
+        snprintf(stream, sizeof(stream), "BT /F1 12 Tf 72 720 Td (%s) Tj ET", pages[i]);
+        offs[3 + 2 * i] = out->len;
+        buf_printf(out,
+                   "%zu 0 obj\n<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %zu "
+                   "0 R /Resources << /Font << /F1 %zu 0 R >> >> >>\nendobj\n",
+                   3 + 2 * i, 4 + 2 * i, font);
+        offs[4 + 2 * i] = out->len;
+        buf_printf(out, "%zu 0 obj\n<< /Length %zu >>\nstream\n%s\nendstream\nendobj\n", 4 + 2 * i,
+                   strlen(stream), stream);
+    }
+    offs[font] = out->len;
+    buf_printf(out, "%zu 0 obj\n<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>\nendobj\n",
+               font);
+    size_t xref = out->len;
+    buf_printf(out, "xref\n0 %zu\n0000000000 65535 f \n", n_objs + 1);
+    for (size_t i = 1; i <= n_objs; i++)
+        buf_printf(out, "%010zu 00000 n \n", offs[i]);
+    buf_printf(out, "trailer\n<< /Size %zu /Root 1 0 R >>\nstartxref\n%zu\n%%%%EOF\n", n_objs + 1,
+               xref);
+    buf_release(&kids);
+    xfree(offs);
 }

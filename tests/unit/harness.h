@@ -24,6 +24,19 @@ const char *harness_tmpdir(void);
  * database/schema so tests do not see each other's rows. */
 int harness_db_urls(const char *tag, const char *urls[2]);
 
+struct db;
+struct buf;
+/* Open url with a pool of pool connections and apply every migration;
+ * fails the test on error. */
+struct db *harness_open_db(const char *url, int pool);
+/* Run SQL without parameters (set-up); fails the test on error. */
+void harness_exec(struct db *db, const char *sql);
+/* The two users most storage tests need: 'u1' and 'u2'. */
+void harness_add_users(struct db *db);
+/* Append a minimal valid PDF to out: one page per text (Helvetica, one
+ * line each), an xref table. */
+void harness_make_pdf(const char *const *pages, size_t n, struct buf *out);
+
 #define TEST(name)                                                                                 \
     static void name(void);                                                                        \
     __attribute__((constructor)) static void reg_##name(void)                                      \

@@ -174,47 +174,6 @@ TEST(filenames_are_sanitised)
     CHECK_INT(strlen(out), ==, DOCS_FILENAME_MAX);
 }
 
-/* A minimal valid PDF: one page per text, Helvetica, an xref table. */
-static void make_pdf(const char *const *pages, size_t n, struct buf *out)
-{
-    size_t n_objs = 2 + 2 * n + 1;
-    size_t *offs = xcalloc(n_objs + 1, sizeof(size_t));
-    buf_append_str(out, "%PDF-1.4\n");
-    struct buf kids;
-    buf_init(&kids, 1 << 16);
-    for (size_t i = 0; i < n; i++)
-        buf_printf(&kids, "%s%zu 0 R", i ? " " : "", 3 + 2 * i);
-    size_t font = 3 + 2 * n;
-    offs[1] = out->len;
-    buf_printf(out, "1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n");
-    offs[2] = out->len;
-    buf_printf(out, "2 0 obj\n<< /Type /Pages /Kids [%s] /Count %zu >>\nendobj\n", buf_cstr(&kids),
-               n);
-    for (size_t i = 0; i < n; i++) {
-        char stream[512];
-        snprintf(stream, sizeof(stream), "BT /F1 12 Tf 72 720 Td (%s) Tj ET", pages[i]);
-        offs[3 + 2 * i] = out->len;
-        buf_printf(out,
-                   "%zu 0 obj\n<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %zu "
-                   "0 R /Resources << /Font << /F1 %zu 0 R >> >> >>\nendobj\n",
-                   3 + 2 * i, 4 + 2 * i, font);
-        offs[4 + 2 * i] = out->len;
-        buf_printf(out, "%zu 0 obj\n<< /Length %zu >>\nstream\n%s\nendstream\nendobj\n", 4 + 2 * i,
-                   strlen(stream), stream);
-    }
-    offs[font] = out->len;
-    buf_printf(out, "%zu 0 obj\n<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>\nendobj\n",
-               font);
-    size_t xref = out->len;
-    buf_printf(out, "xref\n0 %zu\n0000000000 65535 f \n", n_objs + 1);
-    for (size_t i = 1; i <= n_objs; i++)
-        buf_printf(out, "%010zu 00000 n \n", offs[i]);
-    buf_printf(out, "trailer\n<< /Size %zu /Root 1 0 R >>\nstartxref\n%zu\n%%%%EOF\n", n_objs + 1,
-               xref);
-    buf_release(&kids);
-    xfree(offs);
-}
-
 /* ---- the life of a document ---- */
 
 struct env {
@@ -521,7 +480,7 @@ static void life_of_a_document(const char *url)
     }
     struct buf pdf;
     buf_init(&pdf, 1 << 20);
-    make_pdf(pages, 80, &pdf);
+    harness_make_pdf(pages, 80, &pdf);
     CHECK_INT(upload(&e, "u1", "enzymes.pdf", "application/pdf", pdf.p, pdf.len, &doc, &why), ==,
               LOCI_OK);
     buf_release(&pdf);

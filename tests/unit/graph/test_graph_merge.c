@@ -15,24 +15,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static struct db *open_db(const char *url)
-{
-    struct db *db = NULL;
-    char err[256];
-    if (db_open(url, 6, &db, err, sizeof(err)) || db_migrate(db, &(int){0}, err, sizeof(err)))
-        harness_fail(__FILE__, __LINE__, "db: %s", err);
-    return db;
-}
-
-static void exec_sql(struct db *db, const char *sql)
-{
-    struct db_conn *c;
-    CHECK_INT(db_acquire(db, &c), ==, 0);
-    if (db_exec(c, sql))
-        harness_fail(__FILE__, __LINE__, "%s: %s", sql, db_errmsg(c));
-    db_release(c);
-}
-
 static double scalar(struct db *db, const char *sql)
 {
     struct db_conn *c;
@@ -75,17 +57,10 @@ static void merge(struct db *db, struct merge_args *m)
         harness_fail(__FILE__, __LINE__, "merge failed: %d", rc);
 }
 
-static void add_users(struct db *db)
-{
-    exec_sql(db, "INSERT INTO users (id, email, email_norm, password_hash, created_at, "
-                 "updated_at) VALUES ('u1', 'a@x', 'a@x', 'h', 0, 0), "
-                 "('u2', 'b@x', 'b@x', 'h', 0, 0)");
-}
-
 static void one_backend(const char *url)
 {
-    struct db *db = open_db(url);
-    add_users(db);
+    struct db *db = harness_open_db(url, 6);
+    harness_add_users(db);
     const struct graph_term t1[] = {
         {"Neural Networks", "Layers of weighted units."},
         {"backpropagation", ""},
@@ -199,8 +174,8 @@ TEST(concurrent_merges_of_a_new_term_make_one_node)
     const char *urls[2];
     int n = harness_db_urls("graph_race", urls);
     for (int u = 0; u < n; u++) {
-        struct db *db = open_db(urls[u]);
-        add_users(db);
+        struct db *db = harness_open_db(urls[u], 6);
+        harness_add_users(db);
         for (int round = 0; round < 10; round++) {
             char term[32];
             snprintf(term, sizeof(term), "Racing Term %d", round);

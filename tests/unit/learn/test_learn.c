@@ -27,22 +27,13 @@
 
 static struct db *open_db(const char *url)
 {
-    struct db *db = NULL;
-    char err[256];
-    if (db_open(url, 4, &db, err, sizeof(err)) || db_migrate(db, &(int){0}, err, sizeof(err)))
-        harness_fail(__FILE__, __LINE__, "db: %s", err);
-    struct db_conn *c = NULL;
-    CHECK_INT(db_acquire(db, &c), ==, LOCI_OK);
-    if (db_exec(c, "INSERT INTO users (id, email, email_norm, password_hash, created_at, "
-                   "updated_at) VALUES ('u1', 'a@x', 'a@x', 'h', 0, 0), "
-                   "('u2', 'b@x', 'b@x', 'h', 0, 0);"
-                   "INSERT INTO nodes (id, user_id, term, key, created_at, updated_at) VALUES "
-                   "('" N1 "', 'u1', 'alpha', 'alpha', 1, 1), "
-                   "('" N2 "', 'u1', 'beta', 'beta', 2, 2), "
-                   "('" N3 "', 'u1', 'gamma', 'gamma', 3, 3), "
-                   "('" N4 "', 'u2', 'delta', 'delta', 4, 4)"))
-        harness_fail(__FILE__, __LINE__, "seed: %s", db_errmsg(c));
-    db_release(c);
+    struct db *db = harness_open_db(url, 4);
+    harness_add_users(db);
+    harness_exec(db, "INSERT INTO nodes (id, user_id, term, key, created_at, updated_at) VALUES "
+                     "('" N1 "', 'u1', 'alpha', 'alpha', 1, 1), "
+                     "('" N2 "', 'u1', 'beta', 'beta', 2, 2), "
+                     "('" N3 "', 'u1', 'gamma', 'gamma', 3, 3), "
+                     "('" N4 "', 'u2', 'delta', 'delta', 4, 4)");
     return db;
 }
 

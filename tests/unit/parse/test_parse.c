@@ -21,47 +21,6 @@
 
 /* ---- helpers ---- */
 
-/* A minimal valid PDF: one page per text, Helvetica, an xref table. */
-static void make_pdf(const char *const *pages, size_t n, struct buf *out)
-{
-    size_t n_objs = 2 + 2 * n + 1;
-    size_t *offs = xcalloc(n_objs + 1, sizeof(size_t));
-    buf_append_str(out, "%PDF-1.4\n");
-    struct buf kids;
-    buf_init(&kids, 1 << 16);
-    for (size_t i = 0; i < n; i++)
-        buf_printf(&kids, "%s%zu 0 R", i ? " " : "", 3 + 2 * i);
-    size_t font = 3 + 2 * n;
-    offs[1] = out->len;
-    buf_printf(out, "1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n");
-    offs[2] = out->len;
-    buf_printf(out, "2 0 obj\n<< /Type /Pages /Kids [%s] /Count %zu >>\nendobj\n", buf_cstr(&kids),
-               n);
-    for (size_t i = 0; i < n; i++) {
-        char stream[512];
-        snprintf(stream, sizeof(stream), "BT /F1 12 Tf 72 720 Td (%s) Tj ET", pages[i]);
-        offs[3 + 2 * i] = out->len;
-        buf_printf(out,
-                   "%zu 0 obj\n<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %zu "
-                   "0 R /Resources << /Font << /F1 %zu 0 R >> >> >>\nendobj\n",
-                   3 + 2 * i, 4 + 2 * i, font);
-        offs[4 + 2 * i] = out->len;
-        buf_printf(out, "%zu 0 obj\n<< /Length %zu >>\nstream\n%s\nendstream\nendobj\n", 4 + 2 * i,
-                   strlen(stream), stream);
-    }
-    offs[font] = out->len;
-    buf_printf(out, "%zu 0 obj\n<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>\nendobj\n",
-               font);
-    size_t xref = out->len;
-    buf_printf(out, "xref\n0 %zu\n0000000000 65535 f \n", n_objs + 1);
-    for (size_t i = 1; i <= n_objs; i++)
-        buf_printf(out, "%010zu 00000 n \n", offs[i]);
-    buf_printf(out, "trailer\n<< /Size %zu /Root 1 0 R >>\nstartxref\n%zu\n%%%%EOF\n", n_objs + 1,
-               xref);
-    buf_release(&kids);
-    xfree(offs);
-}
-
 static int write_file(const char *name, const void *p, size_t n, char *path, size_t path_n)
 {
     snprintf(path, path_n, "%s/%s", harness_tmpdir(), name);
@@ -130,7 +89,7 @@ TEST(types_by_content)
     struct buf pdf;
     buf_init(&pdf, 1 << 20);
     const char *pages[] = {"Hello"};
-    make_pdf(pages, 1, &pdf);
+    harness_make_pdf(pages, 1, &pdf);
     detect_ok(pdf.p, pdf.len, "application/pdf", "notes.pdf", PARSE_PDF, "application/pdf");
     detect_ok(pdf.p, pdf.len, NULL, NULL, PARSE_PDF, "application/pdf");
     detect_ok(pdf.p, pdf.len, "application/octet-stream", "scan", PARSE_PDF, "application/pdf");
@@ -367,7 +326,7 @@ TEST(run_pdf_pages_and_title)
                            "Third page."};
     struct buf pdf;
     buf_init(&pdf, 1 << 20);
-    make_pdf(pages, 3, &pdf);
+    harness_make_pdf(pages, 3, &pdf);
     char path[512];
     int fd = write_file("a.pdf", pdf.p, pdf.len, path, sizeof(path));
     struct parse_type t = {PARSE_PDF, "application/pdf", false};
@@ -412,7 +371,7 @@ TEST(run_pdf_pages_and_title)
     /* a page with no text */
     const char *blank[] = {" "};
     buf_reset(&pdf);
-    make_pdf(blank, 1, &pdf);
+    harness_make_pdf(blank, 1, &pdf);
     fd = write_file("b.pdf", pdf.p, pdf.len, path, sizeof(path));
     CHECK_INT(parse_run(fd, &t, &o, &r), ==, LOCI_OK);
     CHECK_STR(r.error_code, "empty_document");
@@ -430,7 +389,7 @@ TEST(run_encrypted_pdf)
     const char *pages[] = {"Secret words."};
     struct buf pdf;
     buf_init(&pdf, 1 << 20);
-    make_pdf(pages, 1, &pdf);
+    harness_make_pdf(pages, 1, &pdf);
     char plain[512], enc[600], cmd[1400];
     close(write_file("p.pdf", pdf.p, pdf.len, plain, sizeof(plain)));
     buf_release(&pdf);
