@@ -1029,7 +1029,6 @@ int ai_embed(struct ai *ai, const char *const *texts, const size_t *lens, size_t
             f.retry_after_ms = -1;
             int64_t t0 = clock_mono_ns();
             rc = p->embed(p, texts, lens, n, out, &f);
-            struct ai_reply none = {0};
             metrics_observe(metrics_series(m_duration, (const char *[]){p->name, "embed"}),
                             (double)(clock_mono_ns() - t0) / 1e9);
             if (!rc) {
@@ -1037,7 +1036,9 @@ int ai_embed(struct ai *ai, const char *const *texts, const size_t *lens, size_t
                 snprintf(out->provider, sizeof(out->provider), "%s", p->name);
                 return LOCI_OK;
             }
-            observe(p, AI_OP_CHAT, t0, &none, &f, rc);
+            /* the duration is observed above, under "embed" */
+            metrics_add(
+                metrics_series(m_errors, (const char *[]){p->name, ai__reason_name(f.reason)}), 1);
             ai_vectors_release(out);
             if (rc == LOCI_EINVAL) {
                 breaker_release(p);
